@@ -1,0 +1,78 @@
+"""Every route of the application, in process."""
+
+import asyncio
+
+from channels.testing import WebsocketCommunicator
+from django.test import AsyncClient, Client
+
+client = Client()
+
+
+def get(path, **headers):
+    # secure: production redirects plain HTTP; the proxy in front speaks HTTPS
+    return client.get(path, secure=True, headers=headers)
+
+
+def test_index_is_html_linking_the_stylesheet():
+    response = get("/")
+    assert response.status_code == 200
+    assert response["content-type"].startswith("text/html")
+    assert "/static/style" in response.content.decode()
+
+
+def test_stylesheet_is_served():
+    href = get("/").content.decode().split('href="')[1].split('"')[0]
+    response = get(href)
+    assert response.status_code == 200
+    assert response["content-type"].startswith("text/css")
+
+
+def test_hello_is_json():
+    response = get("/api/hello")
+    assert response.status_code == 200
+    assert response.json() == {"message": "Hello from example"}
+
+
+def test_healthz():
+    assert get("/healthz").json() == {"status": "ok"}
+
+
+def test_foreign_host_is_refused():
+    assert get("/healthz", host="evil.example").status_code == 400
+
+
+def test_events_stream():
+    async def read():
+        response = await AsyncClient().get("/api/events?count=3&interval=0", secure=True)
+        assert response["content-type"].startswith("text/event-stream")
+        return b"".join([chunk async for chunk in response.streaming_content]).decode()
+
+    assert asyncio.run(read()).count("event: tick") == 3
+
+
+def test_websocket_echo():
+    from example.asgi import application
+
+    async def echo():
+        headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+        communicator = WebsocketCommunicator(application, "/ws/echo", headers=headers)
+        connected, _ = await communicator.connect()
+        assert connected
+        await communicator.send_to(text_data="ping")
+        reply = await communicator.receive_from()
+        await communicator.disconnect()
+        return reply
+
+    assert asyncio.run(echo()) == "ping"
+
+
+def test_websocket_from_a_foreign_origin_is_refused():
+    from example.asgi import application
+
+    async def connect():
+        headers = [(b"origin", b"http://evil.example")]
+        communicator = WebsocketCommunicator(application, "/ws/echo", headers=headers)
+        connected, _ = await communicator.connect()
+        return connected
+
+    assert asyncio.run(connect()) is False

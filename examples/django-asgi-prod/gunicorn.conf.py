@@ -1,0 +1,54 @@
+"""gunicorn settings for example. Start with: gunicorn example.asgi:application -c gunicorn.conf.py
+
+gunicorn loads this file only when named with -c (it auto-loads ./gunicorn.conf.py only from the
+current directory). Every value can be set from the environment, as most platforms expect.
+"""
+
+import os
+
+
+def _cores() -> int:
+    """CPUs this process may run on: a container's CPU set, not the host's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+# uvicorn's event loop and HTTP parser under gunicorn's process manager (the uvicorn-worker
+# package; uvicorn.workers.UvicornWorker is deprecated).
+worker_class = "uvicorn_worker.UvicornWorker"
+# An async worker serves many connections from one event loop: about one per core.
+workers = int(os.environ.get("WEB_CONCURRENCY") or _cores())
+
+# All interfaces by default: inside a container that is how traffic arrives.
+host = os.environ.get("HOST", "0.0.0.0")  # noqa: S104  # nosec B104
+bind = f"{host}:{os.environ.get('PORT', '8000')}"
+backlog = int(os.environ.get("GUNICORN_BACKLOG", "2048"))
+
+# A worker silent for `timeout` seconds is killed and replaced. On SIGTERM workers get
+# `graceful_timeout` seconds to finish: keep it below the orchestrator's stop grace period.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+# Idle keep-alive connections are kept this long: above a load balancer's idle timeout.
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+
+# Recycle workers now and then so a slow leak cannot grow without bound; the jitter keeps
+# them from restarting all at once.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "1000"))
+max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "100"))
+
+# The heartbeat file lives in memory where it can: a disk-backed /tmp can stall workers.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108  # nosec B108
+
+# X-Forwarded-* headers are trusted only from these proxy addresses.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+# Logs go to stdout/stderr for the platform to collect.
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+
+# gunicorn 25.1+ opens a control socket in ~/.gunicorn shared by every instance of one user,
+# and a second instance takes it over. This service does not use it.
+control_socket_disable = True

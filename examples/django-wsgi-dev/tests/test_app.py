@@ -1,0 +1,37 @@
+"""Every route of the application, in process."""
+from django.test import Client
+
+client = Client()
+
+
+def get(path, **headers):
+    # secure: production redirects plain HTTP; the proxy in front speaks HTTPS
+    return client.get(path, secure=True, headers=headers)
+
+
+def test_index_is_html_linking_the_stylesheet():
+    response = get("/")
+    assert response.status_code == 200
+    assert response["content-type"].startswith("text/html")
+    assert "/static/style" in response.content.decode()
+
+
+def test_stylesheet_is_served():
+    href = get("/").content.decode().split('href="')[1].split('"')[0]
+    response = get(href)
+    assert response.status_code == 200
+    assert response["content-type"].startswith("text/css")
+
+
+def test_hello_is_json():
+    response = get("/api/hello")
+    assert response.status_code == 200
+    assert response.json() == {"message": "Hello from example"}
+
+
+def test_healthz():
+    assert get("/healthz").json() == {"status": "ok"}
+
+
+def test_foreign_host_is_refused():
+    assert get("/healthz", host="evil.example").status_code == 400

@@ -1,0 +1,73 @@
+"""The FastAPI application: HTML, JSON, a health check, a WebSocket echo and Server-Sent Events."""
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+HERE = Path(__file__).parent
+PROJECT = "example"
+# API docs are served only when asked for: they describe the whole API to anyone.
+DOCS = os.environ.get("ENABLE_DOCS", "0") == "1"
+ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1").split(",")
+
+app = FastAPI(
+    title=PROJECT,
+    docs_url="/docs" if DOCS else None,
+    redoc_url="/redoc" if DOCS else None,
+    openapi_url="/openapi.json" if DOCS else None,
+)
+# A request whose Host header names another site is answered 400.
+app.add_middleware(TrustedHostMiddleware, allowed_hosts=ALLOWED_HOSTS)
+app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+templates = Jinja2Templates(directory=HERE / "templates")
+
+
+@app.get("/", response_class=HTMLResponse)
+async def index(request: Request) -> HTMLResponse:
+    return templates.TemplateResponse(request, "index.html", {"project": PROJECT})
+
+
+@app.get("/api/hello")
+async def hello() -> dict[str, str]:
+    return {"message": f"Hello from {PROJECT}"}
+
+
+@app.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.websocket("/ws/echo")
+async def echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    try:
+        while True:
+            await websocket.send_text(await websocket.receive_text())
+    except WebSocketDisconnect:
+        pass
+
+
+@app.get("/api/events")
+async def events(
+    count: Annotated[int, Query(ge=1, le=1000)] = 5,
+    interval: Annotated[float, Query(ge=0, le=10)] = 0.5,
+) -> StreamingResponse:
+    """`count` Server-Sent Events, one every `interval` seconds."""
+
+    async def stream():
+        for tick in range(count):
+            if tick:
+                await asyncio.sleep(interval)
+            yield f"id: {tick}\nevent: tick\ndata: {json.dumps({'tick': tick})}\n\n"
+
+    # no-cache and X-Accel-Buffering: proxies must pass each event on at once
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)

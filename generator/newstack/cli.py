@@ -1,0 +1,155 @@
+"""The `newstack` command: thin typer commands over the table and the renderer."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import __version__
+from .errors import NewstackError, UsageError
+from .stacks import COMBINATIONS, FRAMEWORKS, LABELS, PROTOCOLS, STACKS, TARGETS, WORKER_CLASSES
+
+app = typer.Typer(
+    help="Generate a runnable Python web service wired to the right server.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"newstack {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+) -> None:
+    pass
+
+
+def _one_of(values) -> str:
+    return "One of: " + ", ".join(values) + "."
+
+
+@app.command()
+def create(
+    name: Annotated[str, typer.Argument(help="Project name; 'my-app' gives the package my_app.")],
+    framework: Annotated[Optional[str], typer.Option(help=_one_of(FRAMEWORKS))] = None,
+    protocol: Annotated[Optional[str], typer.Option(help=_one_of(PROTOCOLS))] = None,
+    target: Annotated[Optional[str], typer.Option(help=_one_of(TARGETS))] = None,
+    worker_class: Annotated[
+        Optional[str],
+        typer.Option(help="gunicorn worker class (prod). " + _one_of(w.name for w in WORKER_CLASSES)),
+    ] = None,
+    output_dir: Annotated[
+        Path, typer.Option(help="Directory in which the project directory is created.")
+    ] = Path("."),
+    defaults: Annotated[
+        bool, typer.Option("--defaults", help="Use the defaults for options not given, never ask.")
+    ] = False,
+) -> None:
+    """Create a project. Options not given are asked on a terminal, offering only valid choices."""
+    from .render import Answers, generate, read_answers
+
+    asked = None not in (framework, protocol, target)
+    interactive = not asked and not defaults and sys.stdin.isatty() and sys.stdout.isatty()
+    if not asked and not defaults and not interactive:
+        missing = [f"--{n}" for n, v in (("framework", framework), ("protocol", protocol),
+                                          ("target", target)) if v is None]
+        raise UsageError(f"missing {', '.join(missing)} and no terminal to ask on; "
+                         "give them or pass --defaults")
+    answers = Answers.complete(name, framework, protocol, target, worker_class,
+                               fill_defaults=not interactive)
+    dest = generate(answers, output_dir / name, interactive=interactive)
+    _print_next_steps(dest, read_answers(dest))
+
+
+def _print_next_steps(dest: Path, answers) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    context = answers.context()
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(f"[green]Created[/] {dest} ({context['label']}, {answers.target})")
+    console.print(f"  cd {dest}")
+    console.print(escape('  python -m venv .venv && . .venv/bin/activate && pip install -e ".[test]"'))
+    console.print(f"  {escape(context['dev_command'])}  [dim]# development server[/]")
+    if answers.target == "prod":
+        console.print(f"  {escape(context['prod_command'])}  "
+                      f"[dim]# production ({context['worker_class']})[/]")
+    console.print("  python -m pytest  [dim]# its tests[/]")
+
+
+@app.command()
+def matrix(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the valid combinations as a CI matrix.")
+    ] = False,
+) -> None:
+    """Print which framework/protocol combinations are valid and the commands each runs."""
+    if as_json:
+        include = [{"id": c.id, "framework": c.framework, "protocol": c.protocol,
+                    "target": c.target} for c in COMBINATIONS]
+        print(json.dumps({"include": include}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from .stacks import INVALID, invalid_reason
+
+    table = Table(title="newstack stacks", expand=False)
+    for column in ("framework / protocol", "dev command", "prod command", "worker classes"):
+        table.add_column(column)
+    for stack in STACKS:
+        workers = ", ".join(w.name + (" (default)" if i == 0 else "")
+                            for i, w in enumerate(stack.worker_classes))
+        prod = " ".join(stack.prod_argv)
+        table.add_row(stack.label, stack.dev_command, prod, workers)
+    console = Console(soft_wrap=True)
+    console.print(table)
+    console.print("{package} stands for the project's package name. Refused:")
+    for framework, protocol in INVALID:
+        console.print(f"  [red]{invalid_reason(framework, protocol)}[/]")
+
+
+def main() -> None:
+    """Console entry point: errors become one line and an exit code, never a traceback
+    (unless --debug is given)."""
+    try:
+        from typer._click import exceptions as click_errors  # typer 0.2x carries its own click
+    except ImportError:
+        from click import exceptions as click_errors
+
+    debug = "--debug" in sys.argv[1:]
+
+    try:
+        code = app(standalone_mode=False)
+    except (getattr(click_errors, "Abort", typer.Abort), typer.Abort, KeyboardInterrupt):
+        print("newstack: interrupted; nothing was written", file=sys.stderr)
+        code = 130
+    except click_errors.ClickException as error:
+        hint = error.ctx.command_path + " --help" if getattr(error, "ctx", None) else "newstack --help"
+        print(f"newstack: error: {error.format_message()} (see {hint})", file=sys.stderr)
+        code = error.exit_code
+    except NewstackError as error:
+        if debug:
+            raise
+        print(f"newstack: error: {error}", file=sys.stderr)
+        code = error.exit_code
+    except Exception as error:  # noqa: BLE001 - the edge: one line unless debugging
+        if debug:
+            raise
+        print(f"newstack: unexpected error: {error!r} (--debug shows the traceback)",
+              file=sys.stderr)
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)

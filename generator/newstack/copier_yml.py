@@ -1,0 +1,190 @@
+"""copier.yml, generated from the table so that plain `copier copy` asks, refuses and renders
+exactly what `newstack create` does. `python -m newstack.sync` writes it; a test fails when the
+committed file is stale.
+"""
+
+from __future__ import annotations
+
+import keyword
+import shlex
+from typing import Any
+
+from . import naming
+from .stacks import (
+    FRAMEWORKS,
+    INVALID,
+    LABELS,
+    PROTOCOLS,
+    STACKS,
+    TARGETS,
+    WORKER_CLASSES,
+    Stack,
+    WorkerClass,
+    default_protocol,
+    invalid_reason,
+    worker_class_reason,
+)
+
+HEADER = """\
+# GENERATED from generator/newstack/stacks.py and naming.py by `python -m newstack.sync`.
+# Do not edit by hand: tests/test_sync.py fails when this file is stale.
+"""
+
+# context_key() as a Jinja expression
+CONTEXT_KEY = (
+    "framework ~ '-' ~ protocol ~ '-' ~ target ~ ('-' ~ worker_class if target == 'prod' else '')"
+)
+
+
+def context_key(stack: Stack, target: str, worker: WorkerClass | None) -> str:
+    key = f"{stack.key}-{target}"
+    return f"{key}-{worker.name}" if worker else key
+
+
+def stack_context(stack: Stack, target: str, worker: WorkerClass | None) -> dict[str, Any]:
+    """What the templates read as `stack.*` for one rendered combination."""
+    context: dict[str, Any] = {
+        "label": stack.label,
+        "dev_command": stack.dev_command,
+        "dev_bind": stack.dev_bind,
+        "dependencies": list(stack.packages),
+        "test_dependencies": list(stack.test_packages),
+        "secret_env": stack.secret_env,
+        "hosts_env": stack.hosts_env,
+    }
+    if worker:
+        context["dependencies"] += [*stack.prod_packages, *worker.packages]
+        context.update(
+            dev_command=" ".join(filter(None, (stack.debug_env, stack.dev_command))),
+            prod_command=_shell_join(stack.prod_argv),
+            prod_argv=list(stack.prod_argv),
+            worker_class=worker.name,
+            worker_note=worker.note,
+            async_worker=worker.async_worker,
+            default_worker=worker == stack.worker_classes[0],
+        )
+    return context
+
+
+def _shell_join(argv: tuple[str, ...]) -> str:
+    """shlex.join, quoting as it would once `{package}` (letters, digits, _) is filled in."""
+    placeholder = "package0placeholder"
+    joined = shlex.join(arg.replace("{package}", placeholder) for arg in argv)
+    return joined.replace(placeholder, "{package}")
+
+
+def all_contexts() -> dict[str, dict[str, Any]]:
+    contexts = {}
+    for stack in STACKS:
+        contexts[context_key(stack, "dev", None)] = stack_context(stack, "dev", None)
+        for worker in stack.worker_classes:
+            contexts[context_key(stack, "prod", worker)] = stack_context(stack, "prod", worker)
+    return contexts
+
+
+def _if_chain(cases: dict[str, str]) -> str:
+    """A Jinja expression that prints the message of the first true condition."""
+    parts = [f"{'if' if i == 0 else 'elif'} {cond} %}}{msg}{{%" for i, (cond, msg) in
+             enumerate(cases.items())]
+    return "{% " + " ".join(parts) + " endif %}"
+
+
+def _jinja_str(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def name_validator() -> str:
+    name = "project_name"
+    package = "(project_name | lower | replace('-', '_'))"
+    rules = {
+        "empty": f"not {name}",
+        "length": f"{name} | length > {naming.MAX_LENGTH}",
+        "pattern": f"not ({name} | regex_search({_jinja_str(naming.PATTERN)}))",
+        "keyword": f"{package} in {sorted(keyword.kwlist)}",
+        "reserved": f"{package} in {sorted(naming.RESERVED)}",
+    }
+    messages = {
+        cond: naming.MESSAGES[rule]
+        .replace("{name}", "{{ project_name }}")
+        .replace("{package}", "{{ package_name }}")
+        for rule, cond in rules.items()
+    }
+    return _if_chain(messages).replace("package_name", package[1:-1])
+
+
+def config() -> dict[str, Any]:
+    worker_default = {p: next(w.name for w in WORKER_CLASSES if w.protocol == p) for p in PROTOCOLS}
+    return {
+        "_min_copier_version": "9.4",
+        "_subdirectory": "templates/{{ framework }}",
+        "_answers_file": ".copier-answers.yml",
+        "project_name": {
+            "type": "str",
+            "help": "Project name (a distribution name; 'my-app' gives the package my_app)",
+            "default": "{{ _folder_name }}",
+            "validator": name_validator(),
+        },
+        "framework": {
+            "type": "str",
+            "help": "Web framework",
+            "choices": {LABELS[f]: f for f in FRAMEWORKS},
+            "default": FRAMEWORKS[0],
+        },
+        "protocol": {
+            "type": "str",
+            "help": "Server protocol",
+            "choices": {
+                LABELS[p]: {
+                    "value": p,
+                    "validator": _if_chain(
+                        {f"framework == '{f}'": invalid_reason(f, p) for (f, q) in INVALID if q == p}
+                    ),
+                }
+                for p in PROTOCOLS
+            },
+            "default": "{{ %s[framework] }}" % {f: default_protocol(f) for f in FRAMEWORKS},
+        },
+        "target": {
+            "type": "str",
+            "help": "dev (the framework's dev server) or prod (gunicorn with gunicorn.conf.py, Dockerfile)",
+            "choices": list(TARGETS),
+            "default": TARGETS[0],
+        },
+        "worker_class": {
+            "type": "str",
+            "help": "gunicorn worker class",
+            "when": "{{ target == 'prod' }}",
+            "choices": {
+                w.name: {
+                    "value": w.name,
+                    "validator": _if_chain(
+                        {f"protocol != '{w.protocol}'": worker_class_reason(_other(w.protocol), w.name)}
+                    ),
+                }
+                for w in WORKER_CLASSES
+            },
+            "default": "{{ %s[protocol] }}" % worker_default,
+        },
+        "package_name": {
+            "type": "str",
+            "when": False,
+            "default": "{{ project_name | lower | replace('-', '_') }}",
+        },
+        "stacks": {"type": "yaml", "when": False, "default": all_contexts()},
+        "stack": {
+            "type": "yaml",
+            "when": False,
+            "default": "{{ stacks[%s] | to_json | replace('{package}', package_name) }}"
+            % CONTEXT_KEY,
+        },
+    }
+
+
+def _other(protocol: str) -> str:
+    return next(p for p in PROTOCOLS if p != protocol)
+
+
+def render() -> str:
+    import yaml
+
+    return HEADER + yaml.safe_dump(config(), sort_keys=False, width=100, allow_unicode=True)

@@ -1,0 +1,77 @@
+"""Project name rules, after Django's startproject: a valid distribution name whose package
+name is an identifier, not a keyword, and does not shadow an importable module.
+
+The same rules, with the same messages, are compiled into copier.yml's validator, so plain
+`copier copy` refuses exactly what `newstack create` refuses.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+import sys
+
+from .errors import UsageError
+
+MAX_LENGTH = 64
+# A PEP 508 distribution name that also turns into an ASCII identifier once '-' becomes '_'.
+PATTERN = r"^[A-Za-z]([A-Za-z0-9_-]*[A-Za-z0-9])?$"
+
+# Names a generated package must not take: the standard library, what the stacks install and
+# run, and the project's own tests folder.
+RESERVED = frozenset(
+    {name for name in sys.stdlib_module_names if not name.startswith("_")}
+    | {
+        "asgiref", "channels", "copier", "daphne", "django", "fastapi", "flask", "gunicorn",
+        "httpx", "jinja2", "newstack", "pydantic", "pytest", "servestatic", "starlette",
+        "test", "tests", "uvicorn", "uvicorn_worker", "websockets", "werkzeug", "whitenoise",
+    }
+)
+
+# rule: message, where `{name}` is the project name and `{package}` its package name.
+MESSAGES = {
+    "empty": "the project name is empty",
+    "length": f"the project name is longer than {MAX_LENGTH} characters",
+    "pattern": "the project name must start with an ASCII letter, end with a letter or digit, "
+    "and contain only ASCII letters, digits, '-' and '_'",
+    "keyword": "project name '{name}' gives package '{package}', a Python keyword",
+    "reserved": "project name '{name}' gives package '{package}', which would shadow the "
+    "importable module '{package}'; choose another name",
+}
+
+
+class ProjectNameError(UsageError):
+    """A project name that cannot be used."""
+
+
+def package_name(name: str) -> str:
+    """`My-App` becomes the package `my_app`."""
+    return name.lower().replace("-", "_")
+
+
+def broken_rule(name: str) -> str | None:
+    """The first rule `name` breaks, or None when it can be used."""
+    package = package_name(name)
+    if not name:
+        return "empty"
+    if len(name) > MAX_LENGTH:
+        return "length"
+    if not re.match(PATTERN, name):
+        return "pattern"
+    if keyword.iskeyword(package):
+        return "keyword"
+    if package in RESERVED:
+        return "reserved"
+    return None
+
+
+def message(rule: str, name: str) -> str:
+    return MESSAGES[rule].replace("{name}", name).replace("{package}", package_name(name))
+
+
+def check(name: str) -> str:
+    """Return the package name for `name`, or raise ProjectNameError naming the broken rule."""
+    rule = broken_rule(name)
+    if rule:
+        raise ProjectNameError(message(rule, name))
+    return package_name(name)

@@ -1,0 +1,82 @@
+"""Shared fixtures: every combination rendered once per session, the CLI run as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from newstack import render
+from newstack.stacks import COMBINATIONS, Combination
+
+REPO = Path(__file__).resolve().parents[1]
+COMBINATION_IDS = [c.id for c in COMBINATIONS]
+NEWSTACK = [sys.executable, "-c", "from newstack.cli import main; main()"]
+
+
+def run(args, cwd=None, env=None, timeout=600, check=False, **kwargs):
+    return subprocess.run(args, cwd=cwd, env={**os.environ, **(env or {})}, text=True,
+                          capture_output=True, timeout=timeout, check=check, **kwargs)
+
+
+def newstack(*args, cwd=None, **kwargs):
+    """`newstack ARGS`, exactly as a user runs it (errors are formatted at the console edge)."""
+    return run([*NEWSTACK, *args], cwd=cwd, **kwargs)
+
+
+def answers_for(combination: Combination, name: str = "shop") -> render.Answers:
+    return render.Answers.complete(name, combination.framework, combination.protocol,
+                                   combination.target, None, fill_defaults=True)
+
+
+@pytest.fixture(scope="session")
+def projects(tmp_path_factory) -> dict[str, Path]:
+    """Every combination, made by `newstack create`, keyed by combination id."""
+    root = tmp_path_factory.mktemp("projects")
+    made = {}
+    for combination in COMBINATIONS:
+        result = newstack("create", "shop", "--framework", combination.framework, "--protocol",
+                          combination.protocol, "--target", combination.target,
+                          "--output-dir", str(root / combination.id))
+        assert result.returncode == 0, result.stderr
+        made[combination.id] = root / combination.id / "shop"
+    return made
+
+
+@pytest.fixture(scope="session")
+def template_repo(tmp_path_factory) -> Path:
+    """A git repository holding the working tree as it is now (committed or not): what a user
+    would `copier copy` from."""
+    clone = tmp_path_factory.mktemp("template") / "newstack"
+    listed = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                 cwd=REPO, check=True).stdout
+    for name in filter(None, listed.split("\0")):
+        if (REPO / name).is_file():
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, clone / name)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    run([*git, "init", "-q"], cwd=clone, check=True)
+    run([*git, "add", "-A"], cwd=clone, check=True)
+    run([*git, "commit", "-qm", "template"], cwd=clone, check=True)
+    return clone
+
+
+def copier_copy(src: Path, dest: Path, **data: str):
+    args = [sys.executable, "-m", "copier", "copy", "--defaults", "--vcs-ref", "HEAD", "--quiet"]
+    for key, value in data.items():
+        args += ["--data", f"{key}={value}"]
+    return run([*args, str(src), str(dest)])
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Relative path -> content of every file under root, caches left out."""
+    skip = {"__pycache__", ".pytest_cache", ".ruff_cache"}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not skip & set(p.relative_to(root).parts)
+    }

@@ -1,0 +1,127 @@
+"""Every combination renders into a complete project that passes its own checks, and plain
+`copier copy` gives the same tree as `newstack create`."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shlex
+import sys
+
+import pytest
+
+from newstack.stacks import COMBINATIONS, find_combination
+
+from .conftest import COMBINATION_IDS, copier_copy, run, tree
+
+COMMON = {"pyproject.toml", "README.md", ".gitignore", ".copier-answers.yml", "tests/test_app.py",
+          "shop/static/style.css", "shop/__init__.py"}
+PROD = {"gunicorn.conf.py", "Dockerfile", ".dockerignore", ".env.example"}
+
+
+@pytest.mark.parametrize("cid", COMBINATION_IDS)
+def test_project_is_complete(projects, cid):
+    files = set(tree(projects[cid]))
+    expected = COMMON | (PROD if cid.endswith("prod") else set())
+    assert expected <= files
+    if cid.endswith("dev"):
+        assert not PROD & files
+    assert any(f.endswith("index.html") for f in files)
+
+
+@pytest.mark.parametrize("cid", COMBINATION_IDS)
+def test_everything_is_rendered_and_every_python_file_compiles(projects, cid):
+    for name, content in tree(projects[cid]).items():
+        text = content.decode()
+        if not name.endswith(".html"):  # the apps' own templates use {{ }} on purpose
+            assert "{{" not in text and "{%" not in text, name
+        if name.endswith(".py"):
+            ast.parse(text, filename=name)
+
+
+@pytest.mark.parametrize("cid", COMBINATION_IDS)
+def test_pyproject_declares_what_the_project_imports(projects, cid):
+    import tomllib
+
+    project = tomllib.loads((projects[cid] / "pyproject.toml").read_text())["project"]
+    declared = " ".join(project["dependencies"] + project["optional-dependencies"]["test"])
+    imports = set()
+    for path in projects[cid].rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imports |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imports.add(node.module.split(".")[0])
+    third_party = imports - set(sys.stdlib_module_names) - {"shop"}
+    distribution = {"starlette": "fastapi", "flask": "flask"}  # starlette comes with fastapi
+    for module in third_party:
+        assert distribution.get(module, module) in declared, f"{module} is imported, not declared"
+    combination = find_combination(cid)
+    if combination.target == "prod":
+        assert "gunicorn" in declared
+        if combination.protocol == "asgi":
+            assert "uvicorn-worker" in declared and "uvicorn[standard]" in declared
+
+
+@pytest.mark.parametrize("cid", COMBINATION_IDS)
+def test_generated_test_suite_passes_with_deprecations_as_errors(projects, cid):
+    result = run([sys.executable, "-W", "error::DeprecationWarning", "-m", "pytest", "-q",
+                  "-p", "no:cacheprovider", "-W", "error::DeprecationWarning"], cwd=projects[cid])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert re.search(r"\d+ passed", result.stdout)
+    assert "warning" not in result.stdout.lower(), result.stdout[-2000:]
+
+
+@pytest.mark.parametrize("cid", COMBINATION_IDS)
+def test_ruff_passes(projects, cid):
+    result = run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=projects[cid])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+PROD_IDS = [c.id for c in COMBINATIONS if c.target == "prod"]
+
+
+@pytest.mark.parametrize("cid", PROD_IDS)
+def test_gunicorn_config_is_valid_and_names_the_tables_worker_class(projects, cid):
+    stack = find_combination(cid).stack
+    readme = (projects[cid] / "README.md").read_text()
+    command = re.search(r"<!-- newstack:prod-command -->\n```sh\n(.+)\n```", readme).group(1)
+    argv = [arg.replace("{package}", "shop") for arg in stack.prod_argv]
+    assert shlex.split(command) == argv
+    check = run([sys.executable, "-m", *argv, "--check-config"], cwd=projects[cid],
+                env={"DJANGO_SECRET_KEY": "x" * 50, "FLASK_SECRET_KEY": "x" * 50})
+    assert check.returncode == 0, check.stdout + check.stderr
+    # --check-config accepts any worker class string: read back what the file sets.
+    settings = run([sys.executable, "-c", "import runpy, json; s = runpy.run_path('gunicorn.conf.py');"
+                    "print(json.dumps({k: s[k] for k in ('worker_class', 'workers', 'bind')}))"],
+                   cwd=projects[cid], env={"WEB_CONCURRENCY": "3", "PORT": "9123"})
+    values = json.loads(settings.stdout)
+    assert values == {"worker_class": stack.worker_classes[0].name, "workers": 3,
+                      "bind": "0.0.0.0:9123"}
+
+
+@pytest.mark.parametrize("cid", COMBINATION_IDS)
+def test_plain_copier_copy_gives_the_same_tree(projects, template_repo, tmp_path, cid):
+    combination = find_combination(cid)
+    result = copier_copy(template_repo, tmp_path / "shop", framework=combination.framework,
+                         protocol=combination.protocol, target=combination.target)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ours, theirs = tree(projects[cid]), tree(tmp_path / "shop")
+    source = re.compile(rb"^_(src_path|commit): .*\n", re.M)
+    for files in (ours, theirs):
+        files[".copier-answers.yml"] = source.sub(b"", files[".copier-answers.yml"])
+    assert ours.keys() == theirs.keys()
+    assert [n for n in ours if ours[n] != theirs[n]] == []
+
+
+def test_alternative_worker_class_is_written(tmp_path):
+    from .conftest import newstack
+
+    result = newstack("create", "api", "--framework", "fastapi", "--protocol", "asgi",
+                      "--target", "prod", "--worker-class", "asgi", "--output-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    config = (tmp_path / "api" / "gunicorn.conf.py").read_text()
+    assert 'worker_class = "asgi"' in config
+    pyproject = (tmp_path / "api" / "pyproject.toml").read_text()
+    assert "uvicorn-worker" not in pyproject
