@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -120,6 +121,47 @@ def matrix(
     console.print("{package} stands for the project's package name. Refused:")
     for framework, protocol in INVALID:
         console.print(f"  [red]{invalid_reason(framework, protocol)}[/]")
+
+
+@app.command()
+def smoke(
+    combinations: Annotated[
+        Optional[list[str]],
+        typer.Argument(help="Combinations to boot, e.g. fastapi-asgi-prod (see `newstack matrix`)."),
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every valid combination.")] = False,
+    isolated: Annotated[
+        bool,
+        typer.Option(help="Give each project a fresh environment installed only from its own "
+                     "pyproject.toml."),
+    ] = False,
+    json_file: Annotated[
+        Optional[Path], typer.Option("--json", help="Also write the results to this file.")
+    ] = None,
+) -> None:
+    """Generate each combination, start it with the command its README prints, probe it over
+    real sockets (HTML, CSS, JSON, WebSocket, SSE, workers), stop it with SIGTERM."""
+    from rich.console import Console
+
+    from . import smoke as smoking
+    from .stacks import find_combination
+
+    if all_ == bool(combinations):
+        raise UsageError("name combinations or pass --all (not both); "
+                         f"combinations: {', '.join(c.id for c in COMBINATIONS)}")
+    chosen = list(COMBINATIONS) if all_ else [find_combination(c) for c in combinations]
+    console = Console(stderr=True)
+    began = time.monotonic()
+    with console.status("starting") as status:
+        results = smoking.smoke(chosen, isolated, step=lambda text: status.update(text))
+    smoking.report(results)
+    if json_file:
+        json_file.write_text(smoking.to_json(results))
+    failed = [r for r in results if not r.passed]
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed "
+          f"({time.monotonic() - began:.0f} s)")
+    if failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

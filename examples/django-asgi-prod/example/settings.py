@@ -78,7 +78,7 @@ STORAGES = {
 
 # HTTPS is terminated by a proxy that sets X-Forwarded-Proto (strip it from clients there).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = env_flag("DJANGO_SECURE_SSL_REDIRECT", True)
+SECURE_SSL_REDIRECT = env_flag("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # health checks arrive over plain HTTP
 SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS", "31536000"))  # a year
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
