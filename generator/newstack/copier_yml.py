@@ -172,7 +172,7 @@ def config() -> dict[str, Any]:
         },
         "stacks": {"type": "yaml", "when": False, "default": all_contexts()},
         "stack": {
-            "type": "yaml",
+            "type": "json",  # parsed with json, much faster than copier's YAML
             "when": False,
             "default": "{{ stacks[%s] | to_json | replace('{package}', package_name) }}"
             % CONTEXT_KEY,
