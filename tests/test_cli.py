@@ -110,3 +110,38 @@ def test_matrix_shows_commands_and_refusals():
     assert "uvicorn_worker.UvicornWorker (default)" in result.stdout
     assert "gunicorn {package}.main:app -c gunicorn.conf.py" in result.stdout
     assert result.stdout.count("is not valid") == len(INVALID)
+
+
+def test_on_a_terminal_it_asks_offering_only_valid_choices(tmp_path):
+    """Drive the questionnaire through a pseudo-terminal, accepting each default with Enter."""
+    import os
+    import pty
+    import select
+    import sys
+    import time
+
+    from .conftest import NEWSTACK
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: newstack with only the framework given
+        os.execv(sys.executable, [*NEWSTACK, "create", "shop", "--framework", "flask",
+                                  "--output-dir", str(tmp_path)])
+    screen = b""
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if not ready:
+                os.write(fd, b"\r")  # quiet: a question waits for its answer
+                continue
+            try:
+                screen += os.read(fd, 65536)
+            except OSError:  # the child closed the terminal: it is done
+                break
+    finally:
+        _, status = os.waitpid(pid, 0)
+    text = screen.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text[-2000:]
+    assert "Flask/ASGI is not valid" in text  # shown, but not selectable
+    answers = (tmp_path / "shop" / ".copier-answers.yml").read_text()
+    assert "protocol: wsgi" in answers and "target: dev" in answers
