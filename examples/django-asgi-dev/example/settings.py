@@ -31,12 +31,13 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "example",
 ]
-
+# Under ASGI, Django hops to another thread for each hook of a sync-capable middleware:
+# middleware.py runs these four on the event loop instead.
 MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "example.middleware.SecurityMiddleware",
+    "example.middleware.CommonMiddleware",
+    "example.middleware.CsrfViewMiddleware",
+    "example.middleware.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "example.urls"

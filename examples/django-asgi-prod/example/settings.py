@@ -32,13 +32,13 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "example",
 ]
-
+# Under ASGI, Django hops to another thread for each hook of a sync-capable middleware:
+# middleware.py runs these four on the event loop instead.
 MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
-    "servestatic.middleware.ServeStaticMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "example.middleware.SecurityMiddleware",
+    "example.middleware.CommonMiddleware",
+    "example.middleware.CsrfViewMiddleware",
+    "example.middleware.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "example.urls"
@@ -68,7 +68,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
-# Hashed, compressed copies made by `collectstatic`, served with far-future cache headers.
+# Hashed, compressed copies made by `collectstatic`, served with far-future cache headers,
+# right after the security middleware.
+MIDDLEWARE.insert(1, "servestatic.middleware.ServeStaticMiddleware")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
