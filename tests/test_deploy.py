@@ -15,6 +15,8 @@ import yaml
 
 from newstack.stacks import COMBINATIONS, find_combination
 
+from newstack.smoke import readme_commands, split_command
+
 from .conftest import run
 from .proxy import PATHS, Site, changed_lines, check_config, prepare
 
@@ -219,6 +221,7 @@ def test_manifests_fit_the_image_and_the_app(projects, cid):
     assert secret.get("optional", False) is (not stack.secret_env)
     assert stack.secret_env not in json.dumps(configmap["data"]) or not stack.secret_env
     assert configmap["data"]["FORWARDED_ALLOW_IPS"] == "*"
+    assert configmap["data"]["GUNICORN_MAX_REQUESTS"] == "0"
     async_worker = stack.worker_classes[0].async_worker
     assert configmap["data"]["WEB_CONCURRENCY"] == ("1" if async_worker else "3")
     assert container["resources"]["limits"]["cpu"] == "1"
@@ -282,7 +285,12 @@ def test_readme_explains_the_three_ways_to_run_in_production(projects, cid):
     start = headings.index(section[0])
     assert headings[start:start + 4] == section
     assert "deploy/nginx.conf" in readme and "kubectl apply -f deploy/k8s/" in readme
-    assert "HOST=127.0.0.1 PORT=8000" in readme
+    commands = readme_commands(projects[cid])
+    env, argv = split_command(commands["nginx-command"])
+    assert argv == split_command(commands["prod-command"])[1]
+    assert env == {"HOST": "127.0.0.1", "PORT": "8000", "GUNICORN_MAX_REQUESTS": "0"}
+    conf = (projects[cid] / "deploy" / "nginx.conf").read_text()
+    assert commands["nginx-command"] in conf
 
 
 def test_the_rewrite_patterns_cover_every_absolute_path(projects):

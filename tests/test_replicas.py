@@ -128,12 +128,14 @@ def stop(server: Server, timeout: float = 30) -> None:
 
 
 class Stack:
-    """The replicas of one project, started with its README's prod command."""
+    """The replicas of one project, each started with the command its README gives for running
+    behind nginx (the prod command, on 127.0.0.1, worker recycling off) on a port of its own,
+    as the README says to run more replicas."""
 
     def __init__(self, project: Path, combination: Combination, root: Path, exits: ExitStack):
         self.project, self.combination, self.root, self.exits = project, combination, root, exits
         commands = readme_commands(project)
-        self.command_env, self.argv = split_command(commands["prod-command"])
+        self.command_env, self.argv = split_command(commands["nginx-command"])
         self.setup = commands.get("prod-setup")
         self.ports = distinct_ports(REPLICAS)
         self.secret = secrets.token_urlsafe(50)  # every replica needs the same one
@@ -143,11 +145,7 @@ class Stack:
     def env(self, port: int) -> dict[str, str]:
         env = server_env(self.project, BIN, self.combination, port)
         env.update(self.command_env)
-        # Worker recycling off: each recycle resets keep-alive connections that nginx is reusing.
-        # nginx retries those GETs too, but a kill that meets two replicas recycling at once
-        # leaves it no replica to retry on (seen: 1-2 of ~12,000 GETs in 2 of 6 runs). That is
-        # gunicorn.conf.py's max_requests at work, not the kill measured here.
-        env["GUNICORN_MAX_REQUESTS"] = "0"
+        env["PORT"] = str(port)
         if self.combination.stack.secret_env:
             env[self.combination.stack.secret_env] = self.secret
         return env
