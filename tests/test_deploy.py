@@ -72,6 +72,7 @@ def manifests(project: Path) -> dict[str, dict]:
 def test_nginx_accepts_the_config_and_the_test_changes_only_what_it_says(projects, tmp_path, cid):
     project = projects[cid]
     django = find_combination(cid).framework == "django"
+    # Any ports: `nginx -t` reads them and binds nothing.
     site = Site(tmp_path, [18001, 18002, 18003], 18080, 18443,
                 tmp_path / "static" if django else None)
     generated = (project / "deploy" / "nginx.conf").read_text()
