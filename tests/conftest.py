@@ -74,9 +74,23 @@ def copier_copy(src: Path, dest: Path, **data: str):
 
 def tree(root: Path) -> dict[str, bytes]:
     """Relative path -> content of every file under root, caches left out."""
-    skip = {"__pycache__", ".pytest_cache", ".ruff_cache"}
+    # and what running the project writes (the smoke test's collectstatic: staticfiles/)
+    skip = {"__pycache__", ".pytest_cache", ".ruff_cache", "staticfiles"}
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
         if p.is_file() and not skip & set(p.relative_to(root).parts)
     }
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The figures tests recorded with record_property("figures", ...), one line each, also
+    under pytest-xdist (user properties travel with the reports)."""
+    lines = [value for report in terminalreporter.stats.get("passed", []) +
+             terminalreporter.stats.get("failed", [])
+             if report.when == "call"
+             for name, value in getattr(report, "user_properties", []) if name == "figures"]
+    if lines:
+        terminalreporter.section("figures")
+        for line in sorted(lines):
+            terminalreporter.write_line(line)

@@ -17,7 +17,8 @@ from .conftest import COMBINATION_IDS, copier_copy, run, tree
 
 COMMON = {"pyproject.toml", "README.md", ".gitignore", ".copier-answers.yml", "tests/test_app.py",
           "shop/static/style.css", "shop/__init__.py"}
-PROD = {"gunicorn.conf.py", "Dockerfile", ".dockerignore", ".env.example"}
+PROD = {"gunicorn.conf.py", "Dockerfile", ".dockerignore", ".env.example", "deploy/nginx.conf",
+        *(f"deploy/k8s/{m}.yaml" for m in ("deployment", "service", "hpa", "pdb", "configmap"))}
 
 
 @pytest.mark.parametrize("cid", COMBINATION_IDS)

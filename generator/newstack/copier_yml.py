@@ -51,6 +51,7 @@ def stack_context(stack: Stack, target: str, worker: WorkerClass | None) -> dict
         "test_dependencies": list(stack.test_packages),
         "secret_env": stack.secret_env,
         "hosts_env": stack.hosts_env,
+        "extras": {name: list(packages) for name, packages in stack.extras},
     }
     if worker:
         context["dependencies"] += [*stack.prod_packages, *worker.packages]
@@ -62,6 +63,9 @@ def stack_context(stack: Stack, target: str, worker: WorkerClass | None) -> dict
             worker_note=worker.note,
             async_worker=worker.async_worker,
             default_worker=worker == stack.worker_classes[0],
+            # gunicorn workers in one Kubernetes pod, whose CPU limit is one core: the same rule
+            # as gunicorn.conf.py (which would count the node's cores, not the pod's limit).
+            cluster_workers=1 if worker.async_worker else 3,
         )
     return context
 
@@ -169,6 +173,12 @@ def config() -> dict[str, Any]:
             "type": "str",
             "when": False,
             "default": "{{ project_name | lower | replace('-', '_') }}",
+        },
+        # Kubernetes object names: lowercase letters, digits and '-', at most 63 characters.
+        "app_name": {
+            "type": "str",
+            "when": False,
+            "default": "{{ (project_name | lower | replace('_', '-'))[:63] | trim('-') }}",
         },
         "stacks": {"type": "yaml", "when": False, "default": all_contexts()},
         "stack": {

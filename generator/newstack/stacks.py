@@ -79,6 +79,9 @@ class Stack:
     secret_env: str  # the environment variable holding the secret key ("" when none is used)
     hosts_env: str  # the environment variable listing the allowed Host names
     debug_env: str = ""  # what a prod project's dev command sets to run in debug mode
+    # Optional dependency groups of the generated project, e.g. ("redis", ("channels-redis",)):
+    # `pip install ".[redis]"`; the prod Dockerfile installs them all.
+    extras: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def key(self) -> str:
@@ -149,6 +152,9 @@ STACKS = (
         secret_env="DJANGO_SECRET_KEY",
         hosts_env="DJANGO_ALLOWED_HOSTS",
         debug_env="DJANGO_DEBUG=1",
+        # More than one process (workers or replicas) needs a shared channel layer for group
+        # messages; settings.py uses it when REDIS_URL is set.
+        extras=(("redis", ("channels-redis>=4.2",)),),
     ),
 )
 

@@ -3,6 +3,7 @@
 Development defaults: DEBUG on. Regenerate with the prod target for production settings.
 """
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -67,6 +68,23 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
+
+# Channels' layer carries messages between consumers (groups, broadcasts). In memory it reaches
+# the consumers of one process only: with more than one worker or replica, set REDIS_URL to a
+# Redis server all of them share (and install the redis extra: pip install ".[redis]").
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    if importlib.util.find_spec("channels_redis") is None:
+        raise ImproperlyConfigured('REDIS_URL is set but channels_redis is not installed: '
+                                   'pip install ".[redis]"')
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 LOGGING = {
     "version": 1,

@@ -4,6 +4,7 @@ Production defaults: DEBUG off, DJANGO_SECRET_KEY required, HTTPS behind a proxy
 `python manage.py check --deploy` lists what to review.
 """
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -89,6 +90,23 @@ SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 X_FRAME_OPTIONS = "DENY"
+
+# Channels' layer carries messages between consumers (groups, broadcasts). In memory it reaches
+# the consumers of one process only: with more than one worker or replica, set REDIS_URL to a
+# Redis server all of them share (and install the redis extra: pip install ".[redis]").
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    if importlib.util.find_spec("channels_redis") is None:
+        raise ImproperlyConfigured('REDIS_URL is set but channels_redis is not installed: '
+                                   'pip install ".[redis]"')
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 LOGGING = {
     "version": 1,

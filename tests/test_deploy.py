@@ -1,0 +1,304 @@
+"""deploy/: the nginx config and the Kubernetes manifests of every prod project, checked offline
+against the project's own settings (gunicorn.conf.py, the Dockerfile, the allowed hosts), with
+`nginx -t`, and with kubernetes-validate's bundled schemas for a pinned Kubernetes version.
+The same nginx config under real load is tests/test_replicas.py."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from newstack.stacks import COMBINATIONS, find_combination
+
+from newstack.smoke import readme_commands, split_command
+
+from .conftest import run
+from .proxy import PATHS, Site, changed_lines, check_config, prepare
+
+PROD_IDS = [c.id for c in COMBINATIONS if c.target == "prod"]
+DEV_IDS = [c.id for c in COMBINATIONS if c.target == "dev"]
+# The oldest Kubernetes minor the manifests are written for (the preStop `sleep` action is on by
+# default from 1.30) and the newest that kubernetes-validate bundles schemas for.
+KUBERNETES_VERSIONS = ("1.33.0", "1.37.0")
+MANIFESTS = ("deployment", "service", "hpa", "pdb", "configmap")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def gunicorn_settings(project: Path) -> dict:
+    """gunicorn.conf.py's values, read by running it as gunicorn does."""
+    names = ("timeout", "graceful_timeout", "keepalive", "forwarded_allow_ips", "bind")
+    code = ("import json, runpy; s = runpy.run_path('gunicorn.conf.py'); "
+            f"print(json.dumps({{k: s[k] for k in {names!r}}}))")
+    result = run([sys.executable, "-c", code], cwd=project, check=True)
+    return json.loads(result.stdout)
+
+
+def seconds(value: str) -> float:
+    number, unit = re.fullmatch(r"(\d+)(ms|s|m|h)?", value).groups()
+    return int(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[unit]
+
+
+def directives(conf: str, name: str) -> list[str]:
+    """The arguments of every `name ...;` directive, comments left out."""
+    text = re.sub(r"#[^\n]*", "", conf)
+    return [m.group(1).strip() for m in re.finditer(rf"(?m)^\s*{name}\s+([^;]*);", text)]
+
+
+def block(conf: str, start: str) -> str:
+    """The body of the block that begins with `start {`."""
+    text = re.sub(r"#[^\n]*", "", conf)
+    begin = text.index(start + " {") + len(start) + 2
+    depth, end = 1, begin
+    while depth:
+        depth += {"{": 1, "}": -1}.get(text[end], 0)
+        end += 1
+    return text[begin:end - 1]
+
+
+def manifests(project: Path) -> dict[str, dict]:
+    return {name: yaml.safe_load((project / "deploy" / "k8s" / f"{name}.yaml").read_text())
+            for name in MANIFESTS}
+
+
+# nginx --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cid", PROD_IDS)
+def test_nginx_accepts_the_config_and_the_test_changes_only_what_it_says(projects, tmp_path, cid):
+    project = projects[cid]
+    django = find_combination(cid).framework == "django"
+    # Any ports: `nginx -t` reads them and binds nothing.
+    site = Site(tmp_path, [18001, 18002, 18003], 18080, 18443,
+                tmp_path / "static" if django else None)
+    generated = (project / "deploy" / "nginx.conf").read_text()
+    rewritten = prepare(project, site)
+    checked = check_config(site)
+    assert checked.returncode == 0, checked.stderr
+    changed = changed_lines(generated, rewritten)
+    allowed = re.compile(r"^\s*(server 127\.0\.0\.1:8000 |listen |(ssl_certificate|"
+                         r"ssl_certificate_key|access_log|alias) /)")
+    assert changed and all(allowed.match(line) for line in changed), changed
+    # 1 upstream line, 4 listen lines, the certificate, its key, the access log, the static files
+    assert len(changed) == 1 + 4 + 3 + django
+    assert rewritten.count("server 127.0.0.1:180") == 3
+
+
+@pytest.mark.parametrize("cid", PROD_IDS)
+def test_nginx_proxies_as_the_app_and_gunicorn_expect(projects, cid):
+    project = projects[cid]
+    combination = find_combination(cid)
+    conf = (project / "deploy" / "nginx.conf").read_text()
+    gunicorn = gunicorn_settings(project)
+    upstream = block(conf, "upstream shop")
+
+    # Replicas: one generated (the port gunicorn binds by default), idle connections kept open,
+    # and closed before gunicorn closes them.
+    [server] = directives(upstream, "server")
+    assert server.startswith("127.0.0.1:8000 ") and gunicorn["bind"].endswith(":8000")
+    assert int(directives(upstream, "keepalive")[0]) > 0
+    assert seconds(directives(upstream, "keepalive_timeout")[0]) < gunicorn["keepalive"]
+    assert directives(conf, "proxy_http_version") == ["1.1"]
+
+    # The client's host, address and scheme; gunicorn trusts them from nginx on this host.
+    headers = dict(h.split(None, 1) for h in directives(conf, "proxy_set_header"))
+    assert headers["Host"] == "$host" and headers["X-Forwarded-Proto"] == "$scheme"
+    assert headers["X-Forwarded-For"] == "$remote_addr"
+    assert headers["X-Forwarded-Ssl"] == headers["X-Forwarded-Protocol"] == '""'
+    assert "127.0.0.1" in gunicorn["forwarded_allow_ips"]
+    assert any("ssl" in listen for listen in directives(conf, "listen"))
+    assert "return 301 https://$host$request_uri" in conf
+
+    # Buffering, timeouts, retries of what can be retried.
+    assert directives(conf, "proxy_request_buffering") == ["on"]
+    assert directives(conf, "proxy_buffering")[0] == "on"
+    assert seconds(directives(conf, "proxy_read_timeout")[0]) > gunicorn["timeout"]
+    assert set(directives(conf, "proxy_next_upstream")[0].split()) == {
+        "error", "timeout", "http_502", "http_503", "http_504"}  # never non_idempotent
+    assert seconds(directives(conf, "proxy_next_upstream_timeout")[0]) < gunicorn["timeout"]
+
+    if combination.protocol == "asgi":
+        assert headers["Upgrade"] == "$http_upgrade"
+        assert "default upgrade;" in block(conf, "map $http_upgrade $shop_connection")
+        assert seconds(directives(block(conf, "location /ws/"), "proxy_read_timeout")[0]) >= 3600
+        events = block(conf, "location = /api/events")
+        assert directives(events, "proxy_buffering") == ["off"]
+        assert "/ws/echo" in (project / "README.md").read_text()
+    else:
+        assert "Upgrade" not in headers and headers["Connection"] == '""'
+        assert "/ws/" not in conf and "/api/events" not in conf
+
+    if combination.framework == "django":
+        static = block(conf, "location /static/")
+        assert directives(static, "alias")[0].endswith("/staticfiles/")
+        assert directives(static, "gzip_static") == ["on"]
+    else:  # the app serves /static/ from its package
+        assert "location /static/" not in conf
+
+
+# Kubernetes ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("cid", PROD_IDS)
+def test_manifests_validate_offline(projects, cid, version, record_property):
+    import kubernetes_validate
+
+    checked = []
+    for manifest in manifests(projects[cid]).values():
+        kubernetes_validate.validate(manifest, version, strict=True)
+        checked.append(manifest["kind"])
+    assert len(checked) == len(MANIFESTS)
+    record_property("figures", f"{cid}: kubernetes-validate {kubernetes_validate.__version__} "
+                               f"--strict, Kubernetes {version}: {', '.join(checked)} valid")
+
+
+def test_validation_catches_a_broken_manifest(projects):
+    import kubernetes_validate
+
+    deployment = manifests(projects["flask-wsgi-prod"])["deployment"]
+    http_get = deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]
+    http_get["paht"] = http_get.pop("path")
+    with pytest.raises(kubernetes_validate.ValidationError, match="paht"):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSIONS[0], strict=True)
+
+
+@pytest.mark.parametrize("cid", PROD_IDS)
+def test_manifests_fit_the_image_and_the_app(projects, cid):
+    project = projects[cid]
+    stack = find_combination(cid).stack
+    found = manifests(project)
+    deployment, service, hpa = found["deployment"], found["service"], found["hpa"]
+    pdb, configmap = found["pdb"], found["configmap"]
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    dockerfile = (project / "Dockerfile").read_text()
+    gunicorn = gunicorn_settings(project)
+
+    # One name, one set of labels, everything pointing at the Deployment's pods.
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"] == labels
+    assert service["spec"]["selector"] == labels == pdb["spec"]["selector"]["matchLabels"]
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                             "name": deployment["metadata"]["name"]}
+    assert "replicas" not in deployment["spec"]  # the autoscaler owns the count
+    assert hpa["spec"]["minReplicas"] >= 2 and pdb["spec"]["maxUnavailable"] == 1
+
+    # The image's user and port.
+    uid = re.search(r"useradd .*--uid (\d+)", dockerfile).group(1)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == int(uid)
+    assert pod["automountServiceAccountToken"] is False
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert [m["mountPath"] for m in container["volumeMounts"]] == ["/tmp"]
+    port = re.search(r"PORT=(\d+)", dockerfile).group(1)
+    assert container["ports"] == [{"name": "http", "containerPort": int(port)}]
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    assert set(container["resources"]["requests"]) == set(container["resources"]["limits"]) == {
+        "cpu", "memory"}
+
+    # Probes on /healthz with a Host the app accepts; stop after what gunicorn needs.
+    hosts = configmap["data"][stack.hosts_env].split(",")
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        get = container[probe]["httpGet"]
+        assert get["path"] == "/healthz" and get["port"] == "http"
+        assert get["httpHeaders"] == [{"name": "Host", "value": "localhost"}]
+    assert "localhost" in hosts
+    pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pod["terminationGracePeriodSeconds"] > pre_stop + gunicorn["graceful_timeout"]
+
+    # The environment: settings from the ConfigMap, secrets from the Secret.
+    sources = container["envFrom"]
+    assert sources[0] == {"configMapRef": {"name": configmap["metadata"]["name"]}}
+    secret = sources[1]["secretRef"]
+    assert secret["name"] == deployment["metadata"]["name"]
+    assert secret.get("optional", False) is (not stack.secret_env)
+    assert stack.secret_env not in json.dumps(configmap["data"]) or not stack.secret_env
+    assert configmap["data"]["FORWARDED_ALLOW_IPS"] == "*"
+    assert configmap["data"]["GUNICORN_MAX_REQUESTS"] == "0"
+    async_worker = stack.worker_classes[0].async_worker
+    assert configmap["data"]["WEB_CONCURRENCY"] == ("1" if async_worker else "3")
+    assert container["resources"]["limits"]["cpu"] == "1"
+
+
+def test_kubernetes_names_follow_dns_rules_for_any_project_name(tmp_path):
+    from newstack import render
+
+    name = "My_Service-" + "x" * 51 + "_y"  # 64 characters, underscores, a '-' at 63
+    answers = render.Answers.complete(name, "flask", "wsgi", "prod", None, fill_defaults=True)
+    project = render.generate(answers, tmp_path / "p")
+    names = {m["metadata"]["name"] for m in manifests(project).values()}
+    [only] = names
+    assert DNS_LABEL.match(only) and len(only) <= 63, only
+    assert only == ("my-service-" + "x" * 51)
+
+
+# Django under ASGI: a shared channel layer behind a setting ----------------------------------
+
+
+@pytest.mark.parametrize("redis_url, backend", [
+    ("", "channels.layers.InMemoryChannelLayer"),
+    ("redis://127.0.0.1:6379/0", "channels_redis.core.RedisChannelLayer"),
+])
+def test_django_asgi_channel_layer_follows_redis_url(projects, redis_url, backend):
+    project = projects["django-asgi-prod"]
+    code = ("import django; django.setup(); from django.conf import settings; "
+            "from channels.layers import get_channel_layer; layer = get_channel_layer(); "
+            "print(settings.CHANNEL_LAYERS['default']['BACKEND'], type(layer).__name__)")
+    result = run([sys.executable, "-c", code], cwd=project,
+                 env={"DJANGO_SETTINGS_MODULE": "shop.settings", "DJANGO_SECRET_KEY": "x" * 50,
+                      "REDIS_URL": redis_url})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [backend, backend.rsplit(".", 1)[1]]
+
+
+def test_django_asgi_ships_the_redis_extra(projects):
+    import tomllib
+
+    for cid in ("django-asgi-prod", "django-asgi-dev"):
+        pyproject = tomllib.loads((projects[cid] / "pyproject.toml").read_text())
+        assert pyproject["project"]["optional-dependencies"]["redis"] == ["channels-redis>=4.2"]
+    assert 'RUN pip install ".[redis]"' in (projects["django-asgi-prod"] / "Dockerfile").read_text()
+    readme = (projects["django-asgi-prod"] / "README.md").read_text()
+    assert "REDIS_URL" in readme and "channels_redis" in readme
+    assert "REDIS_URL=" in (projects["django-asgi-prod"] / ".env.example").read_text()
+
+
+# README -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cid", PROD_IDS + DEV_IDS)
+def test_readme_explains_the_three_ways_to_run_in_production(projects, cid):
+    readme = (projects[cid] / "README.md").read_text()
+    headings = re.findall(r"(?m)^#{2,3} .+$", readme)
+    section = ["## Running in production", "### One host, gunicorn alone",
+               "### One host behind nginx", "### A cluster on Kubernetes"]
+    if cid.endswith("dev"):
+        assert not set(section) & set(headings)
+        return
+    start = headings.index(section[0])
+    assert headings[start:start + 4] == section
+    assert "deploy/nginx.conf" in readme and "kubectl apply -f deploy/k8s/" in readme
+    commands = readme_commands(projects[cid])
+    env, argv = split_command(commands["nginx-command"])
+    assert argv == split_command(commands["prod-command"])[1]
+    assert env == {"HOST": "127.0.0.1", "PORT": "8000", "GUNICORN_MAX_REQUESTS": "0"}
+    conf = (projects[cid] / "deploy" / "nginx.conf").read_text()
+    assert commands["nginx-command"] in conf
+
+
+def test_the_rewrite_patterns_cover_every_absolute_path(projects):
+    """Any new absolute path in the generated config would escape the test's directory."""
+    conf = (projects["django-asgi-prod"] / "deploy" / "nginx.conf").read_text()
+    code = re.sub(r"#[^\n]*", "", conf)
+    paths = [line for line in code.splitlines()
+             if re.match(r"\s*(?!location\b|return\b)\w+\s+(.*\s)?/\w", line)]
+    assert len(paths) == 4, paths
+    assert all(any(p.match(line) for p in PATHS.values()) for line in paths), paths
