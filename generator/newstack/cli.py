@@ -167,7 +167,12 @@ def smoke(
 
 def main() -> None:
     """Console entry point: errors become one line and an exit code, never a traceback
-    (unless --debug is given)."""
+    (unless --debug is given). SIGINT and SIGTERM unwind like Ctrl-C so that what is being
+    written is cleaned up, then exit 130 or 143 with one line."""
+    import signal
+
+    from .errors import Interrupted
+
     try:
         from typer._click import exceptions as click_errors  # typer 0.2x carries its own click
     except ImportError:
@@ -175,8 +180,34 @@ def main() -> None:
 
     debug = "--debug" in sys.argv[1:]
 
+    signals: list[int] = []
+
+    def on_signal(signum: int, _frame) -> None:
+        signals.append(signum)
+        if len(signals) == 1:  # the first unwinds; the second must not cut the cleanup short
+            Interrupted.received = signum
+            raise Interrupted(signum)
+        if len(signals) > 2:  # insisting: the default action, at once
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+
+    Interrupted.received = None
+    for name in ("SIGINT", "SIGTERM"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), on_signal)
+
+    def interrupted(error: Interrupted) -> int:
+        outcome = f"; {error.outcome}" if error.outcome else ""
+        print(f"newstack: interrupted by {signal.Signals(error.signum).name}{outcome}",
+              file=sys.stderr)
+        return error.exit_code
+
     try:
-        code = app(standalone_mode=False)
+        code = app(prog_name="newstack", standalone_mode=False)
+    except Interrupted as error:
+        if debug:
+            raise
+        code = interrupted(error)
     except (getattr(click_errors, "Abort", typer.Abort), typer.Abort, KeyboardInterrupt):
         print("newstack: interrupted; nothing was written", file=sys.stderr)
         code = 130
@@ -184,15 +215,17 @@ def main() -> None:
         hint = error.ctx.command_path + " --help" if getattr(error, "ctx", None) else "newstack --help"
         print(f"newstack: error: {error.format_message()} (see {hint})", file=sys.stderr)
         code = error.exit_code
-    except NewstackError as error:
-        if debug:
-            raise
-        print(f"newstack: error: {error}", file=sys.stderr)
-        code = error.exit_code
     except Exception as error:  # noqa: BLE001 - the edge: one line unless debugging
         if debug:
             raise
-        print(f"newstack: unexpected error: {error!r} (--debug shows the traceback)",
-              file=sys.stderr)
-        code = 1
+        if Interrupted.received is not None:  # the signal's exception was lost on the way
+            code = interrupted(Interrupted(Interrupted.received))
+        elif isinstance(error, NewstackError):
+            print(f"newstack: error: {error}", file=sys.stderr)
+            code = error.exit_code
+        else:
+            print(f"newstack: unexpected error: {error!r} (--debug shows the traceback)",
+                  file=sys.stderr)
+            code = 1
+    Interrupted.received = None
     sys.exit(code if isinstance(code, int) else 0)

@@ -15,17 +15,30 @@ from .errors import UsageError
 
 MAX_LENGTH = 64
 # A PEP 508 distribution name that also turns into an ASCII identifier once '-' becomes '_'.
-PATTERN = r"^[A-Za-z]([A-Za-z0-9_-]*[A-Za-z0-9])?$"
+# \Z, not $: `$` also matches before a final newline, and "shop\n" is not a name.
+PATTERN = r"^[A-Za-z]([A-Za-z0-9_-]*[A-Za-z0-9])?\Z"
 
-# Names a generated package must not take: the standard library, what the stacks install and
-# run, and the project's own tests folder.
+# Names a generated package must not take: the standard library, the top-level modules of
+# everything the stacks install (with what those pull in: a Flask project named `click` breaks
+# `flask run`), and the project's own tests folder. Lower case, as package names are, so that
+# a case-insensitive file system cannot shadow `cProfile` or `OpenSSL` either.
+# tests/test_bad_input.py fails when an installed stack brings a module missing from here.
+INSTALLED = {
+    "annotated_doc", "annotated_types", "anyio", "asgiref", "attr", "attrs", "autobahn",
+    "automat", "blinker", "cbor2", "cffi", "channels", "channels_redis", "click", "constantly",
+    "cryptography", "daphne", "django", "dotenv", "fastapi", "flask", "gunicorn", "h11",
+    "httpcore", "httpcore2", "httptools", "httpx", "httpx2", "hyperlink", "idna", "incremental",
+    "iniconfig", "itsdangerous", "jinja2", "markupsafe", "msgpack", "openssl", "opentelemetry",
+    "packaging", "pluggy", "py", "pycparser", "pydantic", "pydantic_core", "pygments", "pytest",
+    "redis", "servestatic", "service_identity", "sniffio", "sqlparse", "starlette",
+    "truststore", "twisted", "txaio", "typing_extensions", "typing_inspection", "ujson",
+    "uvicorn", "uvicorn_worker", "uvloop", "watchfiles", "websockets", "werkzeug", "whitenoise",
+    "yaml", "zope",
+}
 RESERVED = frozenset(
-    {name for name in sys.stdlib_module_names if not name.startswith("_")}
-    | {
-        "asgiref", "channels", "copier", "daphne", "django", "fastapi", "flask", "gunicorn",
-        "httpx", "jinja2", "newstack", "pydantic", "pytest", "servestatic", "starlette",
-        "test", "tests", "uvicorn", "uvicorn_worker", "websockets", "werkzeug", "whitenoise",
-    }
+    {name.lower() for name in sys.stdlib_module_names if not name.startswith("_")}
+    | INSTALLED
+    | {"copier", "newstack", "test", "tests"}
 )
 
 # rule: message, where `{name}` is the project name and `{package}` its package name.

@@ -7,20 +7,23 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from . import REPOSITORY, __version__, naming
-from .errors import NewstackError, UsageError
 from .copier_yml import stack_context
+from .errors import Interrupted, NewstackError, UsageError
 from .stacks import (
     COMBINATIONS,
     FRAMEWORKS,
     PROTOCOLS,
     TARGETS,
+    WORKER_CLASSES,
     Combination,
     StackError,
     check_choice,
@@ -52,10 +55,11 @@ class Answers:
     @classmethod
     def complete(cls, name: str, framework: str | None, protocol: str | None,
                  target: str | None, worker_class: str | None, fill_defaults: bool) -> Answers:
-        if fill_defaults:
-            framework = framework or FRAMEWORKS[0]
-            protocol = protocol or (default_protocol(framework) if framework in FRAMEWORKS else None)
-            target = target or TARGETS[0]
+        if fill_defaults:  # only what was not given: an empty --target '' is refused, not filled
+            framework = FRAMEWORKS[0] if framework is None else framework
+            if protocol is None and framework in FRAMEWORKS:
+                protocol = default_protocol(framework)
+            target = TARGETS[0] if target is None else target
         return cls(name, framework, protocol, target, worker_class)
 
     def validate(self) -> None:
@@ -67,12 +71,14 @@ class Answers:
             check_choice("protocol", self.protocol, PROTOCOLS)
         if self.target is not None:
             check_choice("target", self.target, TARGETS)
-        if self.target == "dev" and self.worker_class:
+        if self.target == "dev" and self.worker_class is not None:
             raise StackError("--worker-class applies to the prod target only (dev runs the "
                              "framework's dev server)")
-        if self.framework and self.protocol:
+        if self.worker_class is not None:
+            check_choice("worker class", self.worker_class, tuple(w.name for w in WORKER_CLASSES))
+        if self.framework is not None and self.protocol is not None:
             stack = find_stack(self.framework, self.protocol)
-            if self.worker_class:
+            if self.worker_class is not None:
                 find_worker_class(stack, self.worker_class)
 
     def data(self) -> dict[str, str]:
@@ -95,10 +101,70 @@ def read_answers(project: Path) -> Answers:
 
 
 def check_destination(dest: Path) -> None:
-    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+    if dest.is_symlink():
+        raise DestinationError(f"{dest} is a symbolic link; choose a new path "
+                               "(nothing was changed)")
+    if dest.exists() and not dest.is_dir():
         raise DestinationError(f"{dest} exists and is not a directory; choose a new path")
     if dest.is_dir() and any(dest.iterdir()):
         raise DestinationError(f"{dest} exists and is not empty; choose a new path (nothing was changed)")
+
+
+def make_parents(directory: Path, made: list[Path]) -> None:
+    """Create `directory` and its missing parents, appending each one made to `made` (so that a
+    failure can remove them again). A symlink to a directory on the way is followed; anything
+    else that is not a directory is refused."""
+    missing = []
+    for path in (directory, *directory.parents):
+        if path.is_dir():
+            break
+        if path.is_symlink():
+            raise DestinationError(f"{path} is a broken symbolic link; choose another directory")
+        if path.exists():
+            raise DestinationError(f"{path} exists and is not a directory; "
+                                   "choose another directory")
+        missing.append(path)
+    for path in reversed(missing):
+        path.mkdir()
+        made.append(path)
+
+
+SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while the file system is mid-change, then hand the first that
+    arrived to the handler that was in place. Without this an interrupt could land between
+    the move into place and the cleanup, or half-way through removing the staging directory."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread runs signal handlers
+        return
+    arrived: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, _: arrived.append(signum))
+                for signum in SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        if arrived:
+            handler = previous[arrived[0]]
+            if callable(handler):
+                handler(arrived[0], None)  # Python's SIGINT handler raises KeyboardInterrupt here
+            elif handler != signal.SIG_IGN:
+                signal.raise_signal(arrived[0])  # the default action: end the process
+
+
+def discard(staging: Path | None, made: list[Path]) -> None:
+    """Remove the staging directory and the parents this run created, if they are empty."""
+    if staging is not None:
+        shutil.rmtree(staging, ignore_errors=True)
+    for path in reversed(made):
+        try:
+            path.rmdir()
+        except OSError:
+            pass  # something else put a file in it meanwhile: not ours to remove
 
 
 @contextmanager
@@ -108,38 +174,74 @@ def copier_source() -> Iterator[Path]:
     if not (TEMPLATE_ROOT / ".git").exists():
         yield TEMPLATE_ROOT
         return
-    with tempfile.TemporaryDirectory(prefix="newstack-template-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="newstack-template-",
+                                     ignore_cleanup_errors=True) as tmp:  # /tmp, not ours
         shutil.copy2(TEMPLATE_ROOT / "copier.yml", tmp)
         shutil.copytree(TEMPLATE_ROOT / "templates", Path(tmp) / "templates")
         yield Path(tmp)
 
 
 def generate(answers: Answers, dest: Path, interactive: bool = False) -> Path:
-    """Render `answers` into `dest`, all or nothing. Returns the destination."""
-    answers.validate()
-    dest = dest.absolute()
-    check_destination(dest)
-    import copier  # slow to import (about 0.4 s): only when rendering
+    """Render `answers` into `dest`, all or nothing. Returns the destination.
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name[:32]}.newstack-", dir=dest.parent))
+    Rendered into a staging directory beside `dest` (same file system), moved into place with
+    one rename when complete. On any failure or interrupt the staging directory, and any
+    parent directory this call created, are removed: afterwards either the whole project
+    exists or nothing was written."""
+    committed = False
     try:
-        with copier_source() as src:
-            copier.run_copy(
-                str(src),
-                staging / "project",
-                data=answers.data(),
-                defaults=not interactive,
-                quiet=True,
-                settings=copier.Settings(),
-            )
-        record_source(staging / "project")
-        check_destination(dest)  # still free: do not replace what appeared meanwhile
-        os.replace(staging / "project", dest)  # atomic; an empty directory is replaced
-    except OSError as error:
-        raise NewstackError(f"could not write {dest}: {error.strerror or error}") from error
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        answers.validate()
+        dest = dest.absolute()
+        check_destination(dest)
+        import copier  # slow to import (about 0.4 s): only when rendering
+
+        made: list[Path] = []
+        staging: Path | None = None
+        try:
+            with signals_deferred():
+                make_parents(dest.parent, made)
+                staging = Path(tempfile.mkdtemp(prefix=f".{dest.name[:32]}.newstack-",
+                                                dir=dest.parent))
+            with copier_source() as src:
+                try:
+                    copier.run_copy(
+                        str(src),
+                        staging / "project",
+                        data=answers.data(),
+                        defaults=not interactive,
+                        quiet=True,
+                        settings=copier.Settings(),
+                    )
+                except KeyboardInterrupt as error:  # Ctrl-C at one of copier's questions
+                    raise Interrupted(signal.SIGINT) from error
+                except ValueError as error:  # an answer given at copier's questions, refused
+                    if not str(error).startswith(("Validation error for question",
+                                                  "Invalid choice for")):
+                        raise
+                    raise UsageError(str(error)) from error
+            record_source(staging / "project")
+            with signals_deferred():
+                check_destination(dest)  # still free: do not replace what appeared meanwhile
+                os.replace(staging / "project", dest)  # atomic; an empty directory is replaced
+                committed = True
+                discard(staging, [])
+        except BaseException:
+            if not committed:
+                with signals_deferred():
+                    discard(staging, made)
+            raise
+    except BaseException as error:
+        outcome = f"{dest} is complete" if committed else "nothing was written"
+        interrupted = Interrupted.behind(error)
+        if interrupted is error:
+            interrupted.outcome = outcome
+            raise
+        if interrupted:  # hidden by an error on the way out (a directory not removable, ...)
+            raise Interrupted(interrupted.signum, outcome) from error
+        if isinstance(error, OSError):
+            raise NewstackError(f"could not write {dest}: {error.strerror or error} "
+                                f"({outcome})") from error
+        raise
     return dest
 
 
