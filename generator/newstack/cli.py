@@ -165,6 +165,46 @@ def smoke(
         raise typer.Exit(1)
 
 
+@app.command()
+def bench(
+    combinations: Annotated[
+        Optional[list[str]],
+        typer.Argument(help="Prod combinations to measure, e.g. fastapi-asgi-prod."),
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every prod combination.")] = False,
+    duration: Annotated[float, typer.Option(help="Seconds of load per measurement.")] = 5.0,
+    connections: Annotated[int, typer.Option(help="Concurrent connections.")] = 64,
+    tune: Annotated[
+        bool, typer.Option(help="Also measure the alternatives to each default, and the peers.")
+    ] = True,
+    json_file: Annotated[Optional[Path], typer.Option("--json", help="Write results here.")] = None,
+    plot_file: Annotated[Optional[Path], typer.Option("--plot", help="Write a bar chart PNG.")] = None,
+) -> None:
+    """Measure the prod stacks with wrk: requests/s, p50/p99 latency, errors, memory per worker,
+    beside the seed's claimed figures."""
+    from rich.console import Console
+
+    from . import bench as benching
+    from .stacks import find_combination
+
+    if all_ == bool(combinations):
+        raise UsageError("name prod combinations or pass --all (not both)")
+    chosen = ([c for c in COMBINATIONS if c.target == "prod"] if all_
+              else [find_combination(c) for c in combinations])
+    if any(c.target != "prod" for c in chosen):
+        raise UsageError("bench measures prod combinations only (their gunicorn servers)")
+    if duration <= 0 or connections <= 0:
+        raise UsageError("--duration and --connections must be positive")
+    with Console(stderr=True).status("starting") as status:
+        results = benching.bench(chosen, duration, connections, tune,
+                                 step=lambda text: status.update(text))
+    benching.report(results, duration, connections)
+    if json_file:
+        json_file.write_text(benching.to_json(results))
+    if plot_file:
+        benching.plot(results, plot_file)
+
+
 def main() -> None:
     """Console entry point: errors become one line and an exit code, never a traceback
     (unless --debug is given). SIGINT and SIGTERM unwind like Ctrl-C so that what is being
