@@ -212,7 +212,8 @@ def run_main(*args: str) -> tuple[int, str, str]:
 REFUSED_NAMES = [
     "", ".", "..", "../escape", "a/b", "a\\b", "./shop", "~", "~root",
     "my app", " shop", "shop ", "\tshop", "it's", 'say"hi"', "`id`", "$(touch pwned)",
-    "${HOME}", "a;touch pwned", "a|b", "a&b", "a>b", "*", "?", "-x", "--help", "x-", "_x",
+    "${HOME}", "a;touch pwned", "a|b", "a&b", "a>b", "*", "?", "-x", "--help", "--debug", "x-",
+    "_x",
     "a\nb", "shop\n", "\nshop", "shop\r", "{{ 7*7 }}", "{{7*7}}", "{% raw %}", "{%raw%}x",
     "{# c #}", "café", "naïve", "Ωmega", "名前", "ＡＢＣ", "x\u200bx", "x" * 65, "x" * 300,
     "class", "def", "import", "Import", "async", "lambda", "False-",
@@ -407,11 +408,7 @@ COPIER_REFUSED = [
     ({"protocol": "cgi"}, ("protocol", "'cgi'")),
     ({"target": "staging"}, ("target", "'staging'")),
     ({"target": "prod", "worker_class": "eventlet"}, ("worker", "'eventlet'")),
-    pytest.param({"framework": "flask", "target": "dev", "worker_class": "gthread"},
-                 "prod target only",
-                 marks=pytest.mark.xfail(strict=True, reason="copier.yml's worker_class "
-                                         "validators do not look at the target: copier accepts "
-                                         "(and ignores) a worker class for dev, newstack refuses")),
+    ({"framework": "flask", "target": "dev", "worker_class": "gthread"}, "prod target only"),
 ]
 
 
@@ -872,6 +869,15 @@ def test_debug_shows_the_traceback(arena):
     assert result.returncode == 1 and "Traceback" in result.stderr
     assert "ProjectNameError: " + naming.message("pattern", "1app") in result.stderr
     FIGURES["tried:name"] += 1
+
+
+@pytest.mark.parametrize("args", [["--", "--debug"], ["--framework", "--debug", "svc"]],
+                         ids=["name", "value"])
+def test_debug_as_a_name_or_a_value_is_not_the_debug_option(arena, args):
+    before = snapshot(arena.parent)
+    result = newstack("create", "--defaults", "--output-dir", str(arena), *args)
+    assert settle(arena.parent, before, result.returncode, result.stderr, "option") == "refused"
+    assert result.returncode == 2 and one_line(result.stderr), result.stderr
 
 
 # --------------------------------------------------------------------------------------------

@@ -218,7 +218,13 @@ def main() -> None:
     except ImportError:
         from click import exceptions as click_errors
 
-    debug = "--debug" in sys.argv[1:]
+    # --debug is newstack's own option: before the command, not a name or value after it.
+    root_options = []
+    for arg in sys.argv[1:]:
+        if arg == "--" or not arg.startswith("-"):
+            break
+        root_options.append(arg)
+    debug = "--debug" in root_options
 
     signals: list[int] = []
 

@@ -22,6 +22,7 @@ from .stacks import (
     WorkerClass,
     default_protocol,
     invalid_reason,
+    WORKER_CLASS_FOR_DEV,
     worker_class_reason,
 )
 
@@ -151,7 +152,12 @@ def config() -> dict[str, Any]:
         "target": {
             "type": "str",
             "help": "dev (the framework's dev server) or prod (gunicorn with gunicorn.conf.py, Dockerfile)",
-            "choices": list(TARGETS),
+            "choices": {
+                # Refuses `--data worker_class=...` for dev, as newstack create does.
+                "dev": {"value": "dev", "validator": "{% if worker_class is defined %}"
+                        f"{WORKER_CLASS_FOR_DEV}{{% endif %}}"},
+                "prod": {"value": "prod"},
+            },
             "default": TARGETS[0],
         },
         "worker_class": {

@@ -23,6 +23,7 @@ from .stacks import (
     FRAMEWORKS,
     PROTOCOLS,
     TARGETS,
+    WORKER_CLASS_FOR_DEV,
     WORKER_CLASSES,
     Combination,
     StackError,
@@ -72,8 +73,7 @@ class Answers:
         if self.target is not None:
             check_choice("target", self.target, TARGETS)
         if self.target == "dev" and self.worker_class is not None:
-            raise StackError("--worker-class applies to the prod target only (dev runs the "
-                             "framework's dev server)")
+            raise StackError(WORKER_CLASS_FOR_DEV)
         if self.worker_class is not None:
             check_choice("worker class", self.worker_class, tuple(w.name for w in WORKER_CLASSES))
         if self.framework is not None and self.protocol is not None:

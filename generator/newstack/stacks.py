@@ -187,6 +187,11 @@ class Combination:
 COMBINATIONS = tuple(Combination(s, t) for s, t in product(STACKS, TARGETS))
 
 
+WORKER_CLASS_FOR_DEV = (
+    "a worker class applies to the prod target only (dev runs the framework's dev server)"
+)
+
+
 class StackError(UsageError):
     """A choice of framework, protocol, target or worker class that is not in the table."""
 
