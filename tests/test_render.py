@@ -54,7 +54,8 @@ def test_pyproject_declares_what_the_project_imports(projects, cid):
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 imports.add(node.module.split(".")[0])
     third_party = imports - set(sys.stdlib_module_names) - {"shop"}
-    distribution = {"starlette": "fastapi", "flask": "flask"}  # starlette comes with fastapi
+    # starlette comes with fastapi
+    distribution = {"starlette": "fastapi", "flask": "flask", "uvicorn_worker": "uvicorn-worker"}
     for module in third_party:
         assert distribution.get(module, module) in declared, f"{module} is imported, not declared"
     combination = find_combination(cid)
@@ -89,16 +90,22 @@ def test_gunicorn_config_is_valid_and_names_the_tables_worker_class(projects, ci
     command = re.search(r"<!-- newstack:prod-command -->\n```sh\n(.+)\n```", readme).group(1)
     argv = [arg.replace("{package}", "shop") for arg in stack.prod_argv]
     assert shlex.split(command) == argv
-    check = run([sys.executable, "-m", *argv, "--check-config"], cwd=projects[cid],
-                env={"DJANGO_SECRET_KEY": "x" * 50, "FLASK_SECRET_KEY": "x" * 50})
+    secrets = {"DJANGO_SECRET_KEY": "x" * 50, "FLASK_SECRET_KEY": "x" * 50}
+    check = run([sys.executable, "-m", *argv, "--check-config"], cwd=projects[cid], env=secrets)
     assert check.returncode == 0, check.stdout + check.stderr
     # --check-config accepts any worker class string: read back what the file sets.
     settings = run([sys.executable, "-c", "import runpy, json; s = runpy.run_path('gunicorn.conf.py');"
                     "print(json.dumps({k: s[k] for k in ('worker_class', 'workers', 'bind')}))"],
-                   cwd=projects[cid], env={"WEB_CONCURRENCY": "3", "PORT": "9123"})
+                   cwd=projects[cid], env={"WEB_CONCURRENCY": "3", "PORT": "9123", **secrets})
     values = json.loads(settings.stdout)
-    assert values == {"worker_class": stack.worker_classes[0].name, "workers": 3,
-                      "bind": "0.0.0.0:9123"}
+    worker_class = stack.worker_classes[0].gunicorn_class.replace("{package}", "shop")
+    assert values == {"worker_class": worker_class, "workers": 3, "bind": "0.0.0.0:9123"}
+    # the class it names resolves to a gunicorn worker of the table's class
+    load = run([sys.executable, "-c", "from gunicorn.util import load_class; import sys; "
+                f"print([c.__module__ + '.' + c.__name__ for c in load_class({worker_class!r}).__mro__])"],
+               cwd=projects[cid])
+    assert load.returncode == 0, load.stderr
+    assert "gunicorn.workers.base.Worker" in load.stdout
 
 
 @pytest.mark.parametrize("cid", COMBINATION_IDS)
@@ -122,6 +129,7 @@ def test_alternative_worker_class_is_written(tmp_path):
                       "--target", "prod", "--worker-class", "asgi", "--output-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
     config = (tmp_path / "api" / "gunicorn.conf.py").read_text()
-    assert 'worker_class = "asgi"' in config
+    assert 'worker_class = "api.workers.ASGIWorker"' in config
+    assert "class ASGIWorker(gasgi.ASGIWorker):" in (tmp_path / "api" / "api" / "workers.py").read_text()
     pyproject = (tmp_path / "api" / "pyproject.toml").read_text()
     assert "uvicorn-worker" not in pyproject
