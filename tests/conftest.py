@@ -89,8 +89,9 @@ SERVER_KINDS = ("steady", "stop", "recycling")  # the order a group runs in
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "server(kind): the kind of prod server a test uses "
-                            f"({', '.join(SERVER_KINDS)}); a configuration's tests run in this order")
+    kinds = ", ".join(SERVER_KINDS)
+    config.addinivalue_line("markers", f"server(kind): the kind of prod server a test uses "
+                            f"({kinds}); a configuration's tests run in that order")
 
 
 def pytest_collection_modifyitems(items):
@@ -158,5 +159,6 @@ def pytest_terminal_summary(terminalreporter, config):
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     terminalreporter.section("prod stacks")
     for row in table:
-        terminalreporter.write_line("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths))
+        terminalreporter.write_line(line.rstrip())
     terminalreporter.write_line(f"(JSON: {path})")

@@ -136,7 +136,8 @@ class Running:
         except psutil.Error:
             return []
 
-    def wait_workers(self, count: int, exclude: set[int] = frozenset(), timeout: float = 30) -> list[int]:
+    def wait_workers(self, count: int, exclude: set[int] = frozenset(),
+                     timeout: float = 30) -> list[int]:
         """Wait until `count` workers run, none of them in `exclude`; return them."""
         deadline = time.monotonic() + timeout
         while True:
@@ -303,7 +304,7 @@ class Watch(threading.Thread):
 
     def run(self) -> None:
         deadline = self.since + 30
-        while time.monotonic() < deadline and (self.answered_again is None or self.replaced is None):
+        while time.monotonic() < deadline and None in (self.answered_again, self.replaced):
             if self.answered_again is None:
                 began = time.monotonic()
                 status = status_of(self.running.port, HEALTHZ, timeout=2)

@@ -73,7 +73,8 @@ OVERSIZED = {
                           b"".join(b"X-Field-%d: x\r\n" % i for i in range(200))),
     "header field of 16 KB": (b"GET /api/hello HTTP/1.1\r\n", b"X-Big: " + b"b" * 16384 + b"\r\n"),
 }
-REFUSED_WITH = {"request line of 16 KB": 414, "200 header fields": 431, "header field of 16 KB": 431}
+REFUSED_WITH = {"request line of 16 KB": 414, "200 header fields": 431,
+                "header field of 16 KB": 431}
 
 
 @pytest.mark.server("steady")

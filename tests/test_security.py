@@ -186,7 +186,7 @@ def test_flask_secret_key_comes_from_the_environment(servers):
     [config] = [c for c in PROD_CONFIGS if c.framework == "flask"]
     project = servers.project(config)
     code = "from shop import create_app; print(create_app().secret_key)"
-    env = {**documented_environment(project), "FLASK_SECRET_KEY": "from-the-environment-" + "x" * 30}
+    env = {**documented_environment(project), "FLASK_SECRET_KEY": "from-the-env-" + "x" * 30}
     done = subprocess.run([sys.executable, "-c", code], cwd=project, env=env, capture_output=True,
                           text=True, timeout=60)
     assert done.stdout.strip() == env["FLASK_SECRET_KEY"], done.stderr
