@@ -136,7 +136,8 @@ SUMMARY = (  # column title, what it shows, the figures (prod.record keys) it jo
 
 def pytest_terminal_summary(terminalreporter, config):
     """Per prod configuration, the figures its tests recorded (prod.record), as a table and as
-    prod-figures.json in pytest's base temporary directory."""
+    JSON: in $PROD_FIGURES when set, else prod-figures.json in pytest's base temporary directory
+    (which later pytest runs may delete)."""
     rows: dict[str, dict] = {}
     for reports in terminalreporter.stats.values():
         for report in reports:
@@ -149,7 +150,8 @@ def pytest_terminal_summary(terminalreporter, config):
         return
     import json
 
-    path = config._tmp_path_factory.getbasetemp() / "prod-figures.json"
+    path = Path(os.environ.get("PROD_FIGURES") or
+                config._tmp_path_factory.getbasetemp() / "prod-figures.json")
     path.write_text(json.dumps(rows, indent=2, sort_keys=True))
     table = [["configuration", *(title for title, _, _ in SUMMARY)],
              ["", *(what for _, what, _ in SUMMARY)]]
