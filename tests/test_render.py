@@ -152,3 +152,26 @@ def test_prod_readme_explains_running_in_production(projects, cid):
     for topic in ("FORWARDED_ALLOW_IPS", "WEB_CONCURRENCY", "graceful_timeout", "load balancer",
                   "replicas", "stop grace period"):
         assert topic in prose, topic
+
+
+# the other worker classes that bring code of their own (PKG/workers.py)
+VARIANTS = [(c.id, w.name) for c in COMBINATIONS if c.target == "prod"
+            for w in c.stack.worker_classes[1:] if w.subclass]
+
+
+@pytest.mark.parametrize("cid, worker_class", VARIANTS, ids=[f"{c}-{w}" for c, w in VARIANTS])
+def test_other_worker_classes_give_projects_that_pass_ruff_and_their_tests(tmp_path, cid,
+                                                                         worker_class):
+    from .conftest import newstack
+
+    combination = find_combination(cid)
+    made = newstack("create", "shop", "--framework", combination.framework, "--protocol",
+                    combination.protocol, "--target", "prod", "--worker-class", worker_class,
+                    "--output-dir", str(tmp_path))
+    assert made.returncode == 0, made.stderr
+    project = tmp_path / "shop"
+    lint = run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=project)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    tests = run([sys.executable, "-W", "error::DeprecationWarning", "-m", "pytest", "-q",
+                 "-p", "no:cacheprovider"], cwd=project)
+    assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-2000:]
