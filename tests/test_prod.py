@@ -81,8 +81,9 @@ REFUSED_WITH = {"request line of 16 KB": 414, "200 header fields": 431,
 @pytest.mark.parametrize("config", params())
 def test_oversized_requests_are_refused_before_the_application(servers, config, request):
     """gunicorn's limits (limit_request_line 4094, limit_request_fields 100,
-    limit_request_field_size 8190) by every worker class: uvicorn ignores them, the project's
-    worker subclass enforces them."""
+    limit_request_field_size 8190) hold with every worker class: uvicorn ignores them, the
+    project's worker subclass enforces them. Rejected, not served, means answered 414 or 431 by
+    the server itself: the application never sees the request (it would answer 200)."""
     running = servers.get(config)
     common = b"Host: 127.0.0.1\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n"
     statuses = {name: status_of(running.port, line + common + headers + b"\r\n")
