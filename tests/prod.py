@@ -219,6 +219,9 @@ class Load:
     write: int
     slow: int  # answered, but after wrk's 2 s timeout: counted, not failed
 
+    def __add__(self, other: Load) -> Load:
+        return Load(**{k: getattr(self, k) + getattr(other, k) for k in self.__dataclass_fields__})
+
     @property
     def lost(self) -> int:
         return self.sent - self.answered
