@@ -55,7 +55,8 @@ def test_pyproject_declares_what_the_project_imports(projects, cid):
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 imports.add(node.module.split(".")[0])
     third_party = imports - set(sys.stdlib_module_names) - {"shop"}
-    distribution = {"starlette": "fastapi", "flask": "flask"}  # starlette comes with fastapi
+    # starlette comes with fastapi
+    distribution = {"starlette": "fastapi", "flask": "flask", "uvicorn_worker": "uvicorn-worker"}
     for module in third_party:
         assert distribution.get(module, module) in declared, f"{module} is imported, not declared"
     combination = find_combination(cid)
@@ -90,16 +91,20 @@ def test_gunicorn_config_is_valid_and_names_the_tables_worker_class(projects, ci
     command = re.search(r"<!-- newstack:prod-command -->\n```sh\n(.+)\n```", readme).group(1)
     argv = [arg.replace("{package}", "shop") for arg in stack.prod_argv]
     assert shlex.split(command) == argv
-    check = run([sys.executable, "-m", *argv, "--check-config"], cwd=projects[cid],
-                env={"DJANGO_SECRET_KEY": "x" * 50, "FLASK_SECRET_KEY": "x" * 50})
+    secrets = {"DJANGO_SECRET_KEY": "x" * 50, "FLASK_SECRET_KEY": "x" * 50}
+    check = run([sys.executable, "-m", *argv, "--check-config"], cwd=projects[cid], env=secrets)
     assert check.returncode == 0, check.stdout + check.stderr
     # --check-config accepts any worker class string: read back what the file sets.
     settings = run([sys.executable, "-c", "import runpy, json; s = runpy.run_path('gunicorn.conf.py');"
                     "print(json.dumps({k: s[k] for k in ('worker_class', 'workers', 'bind')}))"],
-                   cwd=projects[cid], env={"WEB_CONCURRENCY": "3", "PORT": "9123"})
+                   cwd=projects[cid], env={"WEB_CONCURRENCY": "3", "PORT": "9123", **secrets})
     values = json.loads(settings.stdout)
-    assert values == {"worker_class": stack.worker_classes[0].name, "workers": 3,
-                      "bind": "0.0.0.0:9123"}
+    worker_class = stack.worker_classes[0].gunicorn_class.replace("{package}", "shop")
+    assert values == {"worker_class": worker_class, "workers": 3, "bind": "0.0.0.0:9123"}
+    # the class it names is a subclass of the table's
+    table = stack.worker_classes[0].name
+    code = f"from gunicorn.util import load_class as c; print(issubclass(c({worker_class!r}), c({table!r})))"
+    assert run([sys.executable, "-c", code], cwd=projects[cid]).stdout == "True\n"
 
 
 @pytest.mark.parametrize("cid", COMBINATION_IDS)
@@ -123,6 +128,51 @@ def test_alternative_worker_class_is_written(tmp_path):
                       "--target", "prod", "--worker-class", "asgi", "--output-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
     config = (tmp_path / "api" / "gunicorn.conf.py").read_text()
-    assert 'worker_class = "asgi"' in config
+    assert 'worker_class = "api.workers.ASGIWorker"' in config
+    assert "class ASGIWorker(gasgi.ASGIWorker):" in (tmp_path / "api" / "api" / "workers.py").read_text()
     pyproject = (tmp_path / "api" / "pyproject.toml").read_text()
     assert "uvicorn-worker" not in pyproject
+
+
+ENV_READ = re.compile(r"""(?:os\.environ(?:\.get)?[(\[]|env_(?:flag|list)\()["']([A-Z_]+)["']""")
+
+
+@pytest.mark.parametrize("cid", PROD_IDS)
+def test_prod_readme_explains_running_in_production(projects, cid):
+    readme = (projects[cid] / "README.md").read_text()
+    assert "## Running in production" in readme
+    section = readme.split("## Running in production", 1)[1].split("\n## ", 1)[0]
+    read = set()
+    for path in projects[cid].rglob("*.py"):
+        if "tests" not in path.relative_to(projects[cid]).parts:
+            read |= set(ENV_READ.findall(path.read_text()))
+    read.discard("DJANGO_SETTINGS_MODULE")  # set by the project itself
+    assert len(read) > 10
+    assert [name for name in sorted(read) if f"`{name}`" not in section] == []
+    prose = " ".join(section.split())
+    for topic in ("FORWARDED_ALLOW_IPS", "WEB_CONCURRENCY", "graceful_timeout", "load balancer",
+                  "replicas", "stop grace period"):
+        assert topic in prose, topic
+
+
+# the other worker classes that bring code of their own (PKG/workers.py)
+VARIANTS = [(c.id, w.name) for c in COMBINATIONS if c.target == "prod"
+            for w in c.stack.worker_classes[1:] if w.subclass]
+
+
+@pytest.mark.parametrize("cid, worker_class", VARIANTS, ids=[f"{c}-{w}" for c, w in VARIANTS])
+def test_other_worker_classes_give_projects_that_pass_ruff_and_their_tests(tmp_path, cid,
+                                                                         worker_class):
+    from .conftest import newstack
+
+    combination = find_combination(cid)
+    made = newstack("create", "shop", "--framework", combination.framework, "--protocol",
+                    combination.protocol, "--target", "prod", "--worker-class", worker_class,
+                    "--output-dir", str(tmp_path))
+    assert made.returncode == 0, made.stderr
+    project = tmp_path / "shop"
+    lint = run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=project)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    tests = run([sys.executable, "-W", "error::DeprecationWarning", "-m", "pytest", "-q",
+                 "-p", "no:cacheprovider"], cwd=project)
+    assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-2000:]

@@ -42,11 +42,11 @@ def test_a_wrong_worker_class_is_named(projects, tmp_path):
     project = tmp_path / "shop"
     shutil.copytree(projects["fastapi-asgi-prod"], project)
     config = project / "gunicorn.conf.py"
-    config.write_text(config.read_text().replace('"uvicorn_worker.UvicornWorker"', '"asgi"'))
+    config.write_text(config.read_text().replace('"shop.workers.UvicornWorker"', '"asgi"'))
     prod = smoke.smoke_server(project, find_combination("fastapi-asgi-prod"), "prod", BIN, tmp_path)
     assert not prod.passed
     reason = prod.probes["workers"]
-    assert "'asgi'" in reason and "uvicorn_worker.UvicornWorker" in reason
+    assert "'asgi'" in reason and "shop.workers.UvicornWorker" in reason
 
 
 def test_a_missing_dependency_is_named_in_isolation(projects, tmp_path):

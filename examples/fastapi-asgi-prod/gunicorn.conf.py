@@ -17,7 +17,9 @@ def _cores() -> int:
 
 # uvicorn's event loop and HTTP parser under gunicorn's process manager (the uvicorn-worker
 # package; uvicorn.workers.UvicornWorker is deprecated).
-worker_class = "uvicorn_worker.UvicornWorker"
+# example.workers.UvicornWorker is uvicorn_worker.UvicornWorker, changed so that a stopping
+# worker loses no request and the request limits below hold: see example/workers.py.
+worker_class = "example.workers.UvicornWorker"
 # An async worker serves many connections from one event loop: about one per core.
 workers = int(os.environ.get("WEB_CONCURRENCY") or _cores())
 
@@ -33,6 +35,12 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 # Idle keep-alive connections are kept this long: above a load balancer's idle timeout.
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 
+# Requests with a longer request line are refused with 414, with more header fields or a longer
+# one with 431, before the application sees them.
+limit_request_line = int(os.environ.get("GUNICORN_LIMIT_REQUEST_LINE", "4094"))
+limit_request_fields = int(os.environ.get("GUNICORN_LIMIT_REQUEST_FIELDS", "100"))
+limit_request_field_size = int(os.environ.get("GUNICORN_LIMIT_REQUEST_FIELD_SIZE", "8190"))
+
 # Recycle workers now and then so a slow leak cannot grow without bound; the jitter keeps
 # them from restarting all at once.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "1000"))
@@ -45,7 +53,7 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
 # Logs go to stdout/stderr for the platform to collect.
-accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None  # empty: no access log
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 

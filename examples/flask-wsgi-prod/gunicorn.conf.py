@@ -5,6 +5,11 @@ current directory). Every value can be set from the environment, as most platfor
 """
 
 import os
+import sys
+
+# Refuse to start without the secret key: one line, before any worker boots.
+if not os.environ.get("FLASK_SECRET_KEY"):
+    sys.exit("FLASK_SECRET_KEY is not set: set it to a long random value (see .env.example)")
 
 
 def _cores() -> int:
@@ -33,6 +38,12 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 # Idle keep-alive connections are kept this long: above a load balancer's idle timeout.
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 
+# Requests with a longer request line are refused with 414, with more header fields or a longer
+# one with 431, before the application sees them.
+limit_request_line = int(os.environ.get("GUNICORN_LIMIT_REQUEST_LINE", "4094"))
+limit_request_fields = int(os.environ.get("GUNICORN_LIMIT_REQUEST_FIELDS", "100"))
+limit_request_field_size = int(os.environ.get("GUNICORN_LIMIT_REQUEST_FIELD_SIZE", "8190"))
+
 # Recycle workers now and then so a slow leak cannot grow without bound; the jitter keeps
 # them from restarting all at once.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "1000"))
@@ -45,7 +56,7 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
 # Logs go to stdout/stderr for the platform to collect.
-accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None  # empty: no access log
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 

@@ -61,6 +61,7 @@ def stack_context(stack: Stack, target: str, worker: WorkerClass | None) -> dict
             prod_command=_shell_join(stack.prod_argv),
             prod_argv=list(stack.prod_argv),
             worker_class=worker.name,
+            gunicorn_class=worker.gunicorn_class,
             worker_note=worker.note,
             async_worker=worker.async_worker,
             default_worker=worker == stack.worker_classes[0],

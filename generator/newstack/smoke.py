@@ -25,6 +25,7 @@ from typing import Callable, Iterator
 import httpx
 import psutil
 
+from .naming import package_name
 from .stacks import Combination, find_stack, find_worker_class
 
 HOST = "127.0.0.1"
@@ -253,6 +254,14 @@ def answers_of(project: Path) -> dict:
     return yaml.safe_load((project / ".copier-answers.yml").read_text())
 
 
+def gunicorn_class(project: Path, combination: Combination) -> str:
+    """The worker class the table says a prod project's gunicorn.conf.py names."""
+    answers = answers_of(project)
+    stack = find_stack(combination.framework, combination.protocol)
+    worker = find_worker_class(stack, answers.get("worker_class"))
+    return worker.gunicorn_class.replace("{package}", package_name(answers["project_name"]))
+
+
 def smoke_server(project: Path, combination: Combination, which: str, bin_dir: Path,
                  logs: Path) -> Result:
     """Start one of the README's servers (dev or prod), probe it, stop it."""
@@ -301,8 +310,7 @@ def _smoke_server(project: Path, combination: Combination, which: str, bin_dir: 
                 probe(result.probes, "ws", lambda: check_websocket(port, headers))
                 probe(result.probes, "sse", lambda: check_events(client))
         if prod:
-            stack = find_stack(combination.framework, combination.protocol)
-            expected = find_worker_class(stack, answers_of(project).get("worker_class")).name
+            expected = gunicorn_class(project, combination)
             probe(result.probes, "workers", lambda: check_gunicorn(server, settings, expected))
         timeout = settings.get("graceful_timeout") or DEV_STOP_TIMEOUT
         result.probes["sigterm"] = server.stop(whole_group=not prod, timeout=timeout + 5)

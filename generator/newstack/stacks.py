@@ -32,11 +32,19 @@ UVICORN = "uvicorn[standard]>=0.34"  # [standard]: websockets (plain uvicorn ans
 
 @dataclass(frozen=True)
 class WorkerClass:
-    name: str  # the value gunicorn.conf.py sets as worker_class
+    name: str  # the choice (`--worker-class`): a gunicorn worker class
     protocol: str
     packages: tuple[str, ...]
     async_worker: bool  # async workers default to one per core, sync ones to 2 x cores + 1
     note: str
+    # A subclass of it that the project ships in {package}/workers.py and gunicorn.conf.py
+    # names instead ("" when the class is used as it is).
+    subclass: str = ""
+
+    @property
+    def gunicorn_class(self) -> str:
+        """What gunicorn.conf.py sets as worker_class (with `{package}`)."""
+        return self.subclass or self.name
 
 
 WORKER_CLASSES = (
@@ -47,6 +55,9 @@ WORKER_CLASSES = (
         True,
         "uvicorn's event loop and HTTP parser under gunicorn's process manager "
         "(the uvicorn-worker package; uvicorn.workers.UvicornWorker is deprecated)",
+        # stops without dropping requests on kept-alive connections, enforces gunicorn's
+        # request limits (uvicorn ignores them)
+        subclass="{package}.workers.UvicornWorker",
     ),
     WorkerClass(
         "asgi",
@@ -54,6 +65,8 @@ WORKER_CLASSES = (
         (),
         True,
         "gunicorn's native ASGI worker: no extra package, enforces gunicorn's request limits",
+        # stops without closing kept-alive connections under requests already on their way
+        subclass="{package}.workers.ASGIWorker",
     ),
     WorkerClass(
         "gthread",

@@ -53,6 +53,22 @@ def test_security_headers():
     assert "max-age=" in response["Strict-Transport-Security"]
 
 
+def test_security_middleware_is_installed_on_the_event_loop():
+    """What Django's deploy checks security.W001-W003 (silenced in settings) would check."""
+    from django.conf import settings
+    from django.middleware import clickjacking, csrf, security
+
+    from example import middleware
+
+    for ours, djangos in [
+        (middleware.SecurityMiddleware, security.SecurityMiddleware),
+        (middleware.CsrfViewMiddleware, csrf.CsrfViewMiddleware),
+        (middleware.XFrameOptionsMiddleware, clickjacking.XFrameOptionsMiddleware),
+    ]:
+        assert issubclass(ours, djangos)
+        assert f"{ours.__module__}.{ours.__name__}" in settings.MIDDLEWARE
+
+
 def test_events_stream():
     async def read():
         response = await AsyncClient().get("/api/events?count=3&interval=0", secure=True)

@@ -76,8 +76,9 @@ STORAGES = {
     },
 }
 
-# HTTPS is terminated by a proxy that sets X-Forwarded-Proto (strip it from clients there).
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HTTPS is terminated by a proxy that sets X-Forwarded-Proto. The server takes the scheme from it
+# only for requests from FORWARDED_ALLOW_IPS (gunicorn.conf.py); SECURE_PROXY_SSL_HEADER is left
+# unset, as it would make Django believe the header from any client.
 SECURE_SSL_REDIRECT = env_flag("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # health checks arrive over plain HTTP
 SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS", "31536000"))  # a year

@@ -18,6 +18,41 @@ PROJECT = "example"
 DOCS = os.environ.get("ENABLE_DOCS", "1") == "1"
 ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "*").split(",")
 
+
+
+class SecurityHeaders:
+    """Adds the headers browsers expect to every HTTP response, unless the route set them:
+    no MIME sniffing, no framing by other sites, no full URLs in Referer to other origins, and
+    HSTS over HTTPS. The scheme is https when the request came over TLS, or from a proxy in
+    FORWARDED_ALLOW_IPS that says so in X-Forwarded-Proto (the server checks that)."""
+
+    HEADERS = (
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"same-origin"),
+    )
+    HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = (*self.HEADERS, self.HSTS) if scope["scheme"] == "https" else self.HEADERS
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers += [header for header in extra if header[0] not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 app = FastAPI(
     title=PROJECT,
     docs_url="/docs" if DOCS else None,
@@ -26,6 +61,7 @@ app = FastAPI(
 )
 # A request whose Host header names another site is answered 400.
 app.add_middleware(TrustedHostMiddleware, allowed_hosts=ALLOWED_HOSTS)
+app.add_middleware(SecurityHeaders)  # added last: runs first, so even a 400 carries them
 app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 templates = Jinja2Templates(directory=HERE / "templates")
 

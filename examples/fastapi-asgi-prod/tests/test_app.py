@@ -43,6 +43,16 @@ def test_events_stream():
     assert body.count("event: tick") == 3
 
 
+def test_security_headers_and_hsts_only_over_https():
+    response = client.get("/")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "same-origin"
+    assert "strict-transport-security" not in response.headers
+    secure = TestClient(app, base_url="https://localhost").get("/api/hello")
+    assert secure.headers["strict-transport-security"].startswith("max-age=31536000")
+
+
 def test_foreign_host_is_refused():
     response = client.get("/healthz", headers={"host": "evil.example"})
     assert response.status_code == 400

@@ -3,9 +3,17 @@
 import os
 import secrets
 
-from flask import Flask, jsonify, render_template
+from flask import Flask, Response, jsonify, render_template, request
 
 PROJECT = "example"
+# The headers browsers expect on every response: no MIME sniffing, no framing by other sites, no
+# full URLs in Referer to other origins; and HSTS over HTTPS (see security_headers below).
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+HSTS = "max-age=31536000; includeSubDomains"
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -20,6 +28,16 @@ def create_app(config: dict | None = None) -> Flask:
         if not (app.debug or app.testing):
             raise RuntimeError("FLASK_SECRET_KEY is not set: set it to a long random value")
         app.config["SECRET_KEY"] = secrets.token_hex(32)  # debug only: changes every start
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        # https when the request came over TLS, or from a proxy in FORWARDED_ALLOW_IPS that says
+        # so in X-Forwarded-Proto (gunicorn checks that)
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
+        return response
 
     @app.get("/")
     def index() -> str:

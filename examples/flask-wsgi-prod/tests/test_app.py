@@ -34,6 +34,16 @@ def test_healthz(client):
     assert client.get("/healthz", headers={"host": "localhost"}).get_json() == {"status": "ok"}
 
 
+def test_security_headers_and_hsts_only_over_https(client):
+    response = client.get("/", headers={"host": "localhost"})
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert "Strict-Transport-Security" not in response.headers
+    secure = client.get("/api/hello", base_url="https://localhost")
+    assert secure.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+
+
 def test_foreign_host_is_refused(client):
     response = client.get("/healthz", headers={"host": "evil.example"})
     assert response.status_code == 400
