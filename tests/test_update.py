@@ -198,6 +198,16 @@ def test_update_refuses_bad_options(committed, args, message):
     assert status(committed) == before and answers(committed)["_commit"] == "v0.1.0"
 
 
+def test_pretend_shows_what_would_change_and_changes_nothing(committed):
+    result = newstack("update", str(committed), "--pretend", "--data", "target=prod")
+    assert result.returncode == 0, result.stderr
+    assert "template v0.1.0 -> v0.2.0" in result.stdout
+    assert "(--pretend: nothing was changed)" in result.stdout
+    for line in (" M shop/main.py", " M .copier-answers.yml", "?? gunicorn.conf.py"):
+        assert f"\n  {line}\n" in result.stdout
+    assert status(committed) == "" and answers(committed)["_commit"] == "v0.1.0"
+
+
 def test_update_refuses_a_dirty_working_tree(committed):
     (committed / "notes.txt").write_text("draft")
     try:
@@ -246,3 +256,14 @@ def test_create_refuses_a_template_update_could_not_use(tmp_path, args, message)
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_template_that_cannot_be_fetched_is_one_line(versioned_template, tmp_path):
+    project = create(tmp_path, versioned_template, "--vcs-ref", "v0.1.0")
+    edit(project / ".copier-answers.yml", str(versioned_template), f"file://{tmp_path}/gone.git")
+    commit(project, "moved template")
+    result = newstack("update", str(project))
+    assert result.returncode == 1
+    assert result.stderr.startswith("newstack: error: the update failed: ")
+    assert len(result.stderr.splitlines()) == 1 and "gone.git" in result.stderr, result.stderr
+    assert status(project) == ""

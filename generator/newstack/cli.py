@@ -101,23 +101,30 @@ def update(
         Optional[str],
         typer.Option(help="Template tag or commit to update to (default: the latest tag)."),
     ] = None,
+    pretend: Annotated[
+        bool, typer.Option("--pretend", help="Show what would change (in a clone); change nothing.")
+    ] = False,
 ) -> None:
     """Update a project to the template's latest version (copier update), keeping your edits.
     Shows what changed; conflicts are left as markers or .rej files and exit 1."""
     from .update import update as run_update
 
-    outcome = run_update(path, data or [], conflict, vcs_ref)
+    outcome = run_update(path, data or [], conflict, vcs_ref, pretend)
     versions = (f"template {outcome.version_before} -> {outcome.version_after}"
                 if outcome.version_before != outcome.version_after
                 else f"template {outcome.version_after}, answers changed")
-    print(f"{path.absolute()}: {versions}; {len(outcome.changed)} files changed "
-          "(review with `git diff`, then commit):")
+    if pretend:
+        print(f"{path.absolute()}: {versions}; {len(outcome.changed)} files would change "
+              "(--pretend: nothing was changed):")
+    else:
+        print(f"{path.absolute()}: {versions}; {len(outcome.changed)} files changed "
+              "(review with `git diff`, then commit):")
     for line in outcome.changed:
         print(f"  {line}")
     if outcome.conflicts:
         where = "the <<<<<<< markers" if conflict == "inline" else "the .rej files"
-        print(f"newstack: conflicts in {', '.join(outcome.conflicts)}: resolve {where}, "
-              "then commit", file=sys.stderr)
+        print(f"newstack: conflicts {'would be left ' if pretend else ''}in "
+              f"{', '.join(outcome.conflicts)}: resolve {where}, then commit", file=sys.stderr)
         raise typer.Exit(1)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -67,14 +68,27 @@ def check_project(project: Path, data: dict[str, str]) -> dict[str, str]:
 
 
 def update(project: Path, items: list[str], conflict: str = "inline",
-           vcs_ref: str | None = None) -> Outcome:
-    import copier
-    from copier.errors import UserMessageError
-
+           vcs_ref: str | None = None, pretend: bool = False) -> Outcome:
+    """Update `project`; with `pretend`, a fresh clone of its repository (the working tree is
+    clean, so the clone is the project) and report what would change."""
     if conflict not in ("inline", "rej"):
         raise UsageError(f"--conflict {conflict!r}: choose one of: inline, rej")
     project = project.absolute()
     data = check_project(project, parse_data(items))
+    if not pretend:
+        return apply(project, data, conflict, vcs_ref)
+    top = Path(git(project, "rev-parse", "--show-toplevel").stdout.strip())
+    with tempfile.TemporaryDirectory(prefix="newstack-pretend-") as tmp:
+        subprocess.run(["git", "clone", "-q", str(top), tmp + "/clone"], check=True,
+                       capture_output=True)
+        return apply(Path(tmp, "clone", project.resolve().relative_to(top.resolve())), data,
+                     conflict, vcs_ref)
+
+
+def apply(project: Path, data: dict[str, str], conflict: str, vcs_ref: str | None) -> Outcome:
+    import copier
+    from copier.errors import UserMessageError
+
     before = recorded_version(project)
     try:
         copier.run_update(project, data=data, defaults=True, overwrite=True, conflict=conflict,
@@ -87,10 +101,15 @@ def update(project: Path, items: list[str], conflict: str = "inline",
     except UserMessageError as error:  # downgrade, missing version, ...
         raise UsageError(str(error).replace("\n", " ")) from error
     except Exception as error:  # a template that cannot be fetched, git failing, ...
-        raise NewstackError(f"the update failed: {str(error).strip().splitlines()[-1]} "
-                            f"({RESTORE} if anything changed)") from error
-    changed = git(project, "status", "--short", "--untracked-files=all", "--", ".").stdout.splitlines()
-    unmerged = git(project, "diff", "--name-only", "--relative", "--diff-filter=U", "--", ".").stdout.split()
+        lines = [line.strip(" |") for line in (getattr(error, "stderr", "") or str(error))
+                 .splitlines() if line.strip(" |")] or [repr(error)]
+        reason = next((line for line in lines if line.startswith("fatal:")), lines[-1])
+        raise NewstackError(f"the update failed: {reason} ({RESTORE} if anything "
+                            "changed)") from error
+    changed = git(project, "status", "--short", "--untracked-files=all", "--", ".")
+    changed = changed.stdout.splitlines()
+    unmerged = git(project, "diff", "--name-only", "--relative", "--diff-filter=U", "--", ".")
+    unmerged = unmerged.stdout.split()
     rejected = [line[3:-4] for line in changed if line.endswith(".rej")]
     return Outcome(before, recorded_version(project), changed, sorted({*unmerged, *rejected}))
 
