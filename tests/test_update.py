@@ -72,7 +72,7 @@ def user_edits(project: Path) -> None:
 def assert_user_edits_survive(project: Path) -> None:
     assert 'f"Bonjour from {PROJECT}"' in (project / "shop/main.py").read_text()
     assert '"Bonjour from shop"' in (project / "tests/test_app.py").read_text()
-    assert (project / "shop/prices.py").read_text() == "def total(prices):\n    return sum(prices)\n"
+    assert "return sum(prices)" in (project / "shop/prices.py").read_text()
     assert (project / "tests/test_prices.py").is_file()
     assert "line-length = 120" in (project / "pyproject.toml").read_text()
 
@@ -230,7 +230,8 @@ def test_update_refuses_what_is_not_a_committed_generated_project(versioned_temp
     assert "is not in a git repository; commit it first" in result.stderr
     result = newstack("update", str(tmp_path))
     assert result.returncode == 2
-    assert result.stderr == f"newstack: error: {tmp_path} is not a generated project (no .copier-answers.yml)\n"
+    assert result.stderr == (f"newstack: error: {tmp_path} is not a generated project "
+                             "(no .copier-answers.yml)\n")
 
 
 def test_create_records_a_local_template_as_an_absolute_path(versioned_template, tmp_path):

@@ -87,7 +87,7 @@ def create(
 
 @app.command()
 def update(
-    path: Annotated[Path, typer.Argument(help="The project (a clean git working tree).")] = Path("."),
+    path: Annotated[Path, typer.Argument(help="The project (a clean git working tree).")] = Path(),
     data: Annotated[
         Optional[list[str]],
         typer.Option("--data", help="KEY=VALUE: change an answer, e.g. target=prod "
