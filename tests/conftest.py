@@ -51,17 +51,23 @@ def projects(tmp_path_factory) -> dict[str, Path]:
 def template_repo(tmp_path_factory) -> Path:
     """A git repository holding the working tree as it is now (committed or not): what a user
     would `copier copy` from."""
-    clone = tmp_path_factory.mktemp("template") / "newstack"
+    return git_template(tmp_path_factory.mktemp("template") / "newstack")
+
+
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+
+
+def git_template(clone: Path) -> Path:
+    """A git repository at `clone` holding the working tree as it is now, one commit."""
     listed = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                  cwd=REPO, check=True).stdout
     for name in filter(None, listed.split("\0")):
         if (REPO / name).is_file():
             (clone / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, clone / name)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    run([*git, "init", "-q"], cwd=clone, check=True)
-    run([*git, "add", "-A"], cwd=clone, check=True)
-    run([*git, "commit", "-qm", "template"], cwd=clone, check=True)
+    run([*GIT, "init", "-q"], cwd=clone, check=True)
+    run([*GIT, "add", "-A"], cwd=clone, check=True)
+    run([*GIT, "commit", "-qm", "template"], cwd=clone, check=True)
     return clone
 
 

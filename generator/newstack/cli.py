@@ -59,6 +59,14 @@ def create(
     defaults: Annotated[
         bool, typer.Option("--defaults", help="Use the defaults for options not given, never ask.")
     ] = False,
+    template: Annotated[
+        Optional[str],
+        typer.Option(help="Template to render instead of the packaged one: a git URL or a local "
+                     "git repository, recorded for `newstack update`."),
+    ] = None,
+    vcs_ref: Annotated[
+        Optional[str], typer.Option(help="Tag or commit of --template (default: its latest tag).")
+    ] = None,
 ) -> None:
     """Create a project. Options not given are asked on a terminal, offering only valid choices."""
     from .render import Answers, generate, read_answers
@@ -72,8 +80,52 @@ def create(
                          "give them or pass --defaults")
     answers = Answers.complete(name, framework, protocol, target, worker_class,
                                fill_defaults=not interactive)
-    dest = generate(answers, output_dir / name, interactive=interactive)
+    dest = generate(answers, output_dir / name, interactive=interactive, template=template,
+                    vcs_ref=vcs_ref)
     _print_next_steps(dest, read_answers(dest))
+
+
+@app.command()
+def update(
+    path: Annotated[Path, typer.Argument(help="The project (a clean git working tree).")] = Path(),
+    data: Annotated[
+        Optional[list[str]],
+        typer.Option("--data", help="KEY=VALUE: change an answer, e.g. target=prod "
+                     "(target and worker_class only)."),
+    ] = None,
+    conflict: Annotated[
+        str, typer.Option(help="How to leave conflicts: inline (<<<<<<< markers) or rej "
+                          "(FILE.rej beside the file).")
+    ] = "inline",
+    vcs_ref: Annotated[
+        Optional[str],
+        typer.Option(help="Template tag or commit to update to (default: the latest tag)."),
+    ] = None,
+    pretend: Annotated[
+        bool, typer.Option("--pretend", help="Show what would change (in a clone); change nothing.")
+    ] = False,
+) -> None:
+    """Update a project to the template's latest version (copier update), keeping your edits.
+    Shows what changed; conflicts are left as markers or .rej files and exit 1."""
+    from .update import update as run_update
+
+    outcome = run_update(path, data or [], conflict, vcs_ref, pretend)
+    versions = (f"template {outcome.version_before} -> {outcome.version_after}"
+                if outcome.version_before != outcome.version_after
+                else f"template {outcome.version_after}, answers changed")
+    if pretend:
+        print(f"{path.absolute()}: {versions}; {len(outcome.changed)} files would change "
+              "(--pretend: nothing was changed):")
+    else:
+        print(f"{path.absolute()}: {versions}; {len(outcome.changed)} files changed "
+              "(review with `git diff`, then commit):")
+    for line in outcome.changed:
+        print(f"  {line}")
+    if outcome.conflicts:
+        where = "the <<<<<<< markers" if conflict == "inline" else "the .rej files"
+        print(f"newstack: conflicts {'would be left ' if pretend else ''}in "
+              f"{', '.join(outcome.conflicts)}: resolve {where}, then commit", file=sys.stderr)
+        raise typer.Exit(1)
 
 
 def _print_next_steps(dest: Path, answers) -> None:

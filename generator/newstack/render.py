@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -168,9 +169,13 @@ def discard(staging: Path | None, made: list[Path]) -> None:
 
 
 @contextmanager
-def copier_source() -> Iterator[Path]:
-    """The template as a plain directory. In a git checkout copier would clone the repo and
-    warn about uncommitted changes, so a copy of just the template files is used instead."""
+def copier_source(source: str | None = None) -> Iterator[str | Path]:
+    """`source` if given, else the packaged template as a plain directory. In a git checkout
+    copier would clone the repo and warn about uncommitted changes, so a copy of just the
+    template files is used instead."""
+    if source is not None:
+        yield source
+        return
     if not (TEMPLATE_ROOT / ".git").exists():
         yield TEMPLATE_ROOT
         return
@@ -181,8 +186,28 @@ def copier_source() -> Iterator[Path]:
         yield Path(tmp)
 
 
-def generate(answers: Answers, dest: Path, interactive: bool = False) -> Path:
+def template_source(template: str) -> str:
+    """`--template` as copier should record it: a git URL as given, a local git repository as
+    an absolute path (a relative one, or a plain directory, breaks `copier update` later)."""
+    path = Path(template).expanduser()
+    if not path.exists():
+        if "://" in template or template.startswith(("git@", "gh:", "gl:")):
+            return template
+        raise UsageError(f"--template {template}: no such directory, and not a git URL")
+    inside = subprocess.run(["git", "-C", str(path), "rev-parse", "--show-toplevel"],
+                            capture_output=True, text=True)
+    if inside.returncode != 0 or Path(inside.stdout.strip()).resolve() != path.resolve():
+        raise UsageError(f"--template {template} is not the root of a git repository; "
+                         "`copier update` needs the template's tagged history")
+    return str(path.resolve())
+
+
+def generate(answers: Answers, dest: Path, interactive: bool = False,
+             template: str | None = None, vcs_ref: str | None = None) -> Path:
     """Render `answers` into `dest`, all or nothing. Returns the destination.
+
+    `template` (a git URL or local git repository, at `vcs_ref`, by default its latest tag)
+    replaces the packaged template; copier records it as the project's source.
 
     Rendered into a staging directory beside `dest` (same file system), moved into place with
     one rename when complete. On any failure or interrupt the staging directory, and any
@@ -191,6 +216,10 @@ def generate(answers: Answers, dest: Path, interactive: bool = False) -> Path:
     committed = False
     try:
         answers.validate()
+        if vcs_ref is not None and template is None:
+            raise UsageError("--vcs-ref applies to a --template only (the packaged template "
+                             "has one version)")
+        source = template_source(template) if template is not None else None
         dest = dest.absolute()
         check_destination(dest)
         import copier  # slow to import (about 0.4 s): only when rendering
@@ -202,11 +231,12 @@ def generate(answers: Answers, dest: Path, interactive: bool = False) -> Path:
                 make_parents(dest.parent, made)
                 staging = Path(tempfile.mkdtemp(prefix=f".{dest.name[:32]}.newstack-",
                                                 dir=dest.parent))
-            with copier_source() as src:
+            with copier_source(source) as src:
                 try:
                     copier.run_copy(
                         str(src),
                         staging / "project",
+                        vcs_ref=vcs_ref,
                         data=answers.data(),
                         defaults=not interactive,
                         quiet=True,
@@ -219,7 +249,8 @@ def generate(answers: Answers, dest: Path, interactive: bool = False) -> Path:
                                                   "Invalid choice for")):
                         raise
                     raise UsageError(str(error)) from error
-            record_source(staging / "project")
+            if source is None:
+                record_source(staging / "project")
             with signals_deferred():
                 check_destination(dest)  # still free: do not replace what appeared meanwhile
                 os.replace(staging / "project", dest)  # atomic; an empty directory is replaced

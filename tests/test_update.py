@@ -1,0 +1,270 @@
+"""Generated projects stay current: `newstack update` (and plain `copier update`) bring a
+template change into a project the user has edited, keeping every edit, reporting conflicts,
+and switching dev to prod the same way."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import GIT, git_template, newstack, run
+
+MAIN = "templates/fastapi/{{ package_name }}/main.py.jinja"
+TESTS = "templates/fastapi/tests/test_app.py.jinja"
+README = "templates/fastapi/README.md.jinja"
+HEALTHZ = 'return {"status": "ok"}'
+HEALTHZ_2 = 'return {"status": "ok", "template": "0.2.0"}'
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new))
+
+
+@pytest.fixture(scope="session")
+def versioned_template(tmp_path_factory) -> Path:
+    """The template as a git repository at two tagged versions: v0.1.0 is the working tree,
+    v0.2.0 changes a route (and the test that checks it) and adds a line to the README."""
+    repo = git_template(tmp_path_factory.mktemp("versioned") / "newstack")
+    run([*GIT, "tag", "v0.1.0"], cwd=repo, check=True)
+    edit(repo / MAIN, HEALTHZ, HEALTHZ_2)
+    edit(repo / TESTS, '== {"status": "ok"}', '== {"status": "ok", "template": "0.2.0"}')
+    with (repo / README).open("a") as readme:
+        readme.write("\nHealth checks report the template version.\n")
+    run([*GIT, "commit", "-qam", "healthz reports the template version"], cwd=repo, check=True)
+    run([*GIT, "tag", "v0.2.0"], cwd=repo, check=True)
+    return repo
+
+
+def create(tmp_path: Path, template: Path, *args: str, target: str = "dev") -> Path:
+    """A FastAPI project from `template`, committed to its own git repository."""
+    made = newstack("create", "shop", "--framework", "fastapi", "--protocol", "asgi",
+                    "--target", target, "--template", str(template), "--output-dir",
+                    str(tmp_path), *args)
+    assert made.returncode == 0, made.stderr
+    project = tmp_path / "shop"
+    commit(project, "generated")
+    return project
+
+
+def commit(project: Path, message: str) -> None:
+    run([*GIT, "init", "-q"], cwd=project, check=True)
+    run([*GIT, "add", "-A"], cwd=project, check=True)
+    run([*GIT, "commit", "-qm", message], cwd=project, check=True)
+
+
+def user_edits(project: Path) -> None:
+    """What a user does to a project: changes a route (and its test), adds a module with its
+    test, changes a setting; then commits."""
+    edit(project / "shop/main.py", 'f"Hello from {PROJECT}"', 'f"Bonjour from {PROJECT}"')
+    edit(project / "tests/test_app.py", '"Hello from shop"', '"Bonjour from shop"')
+    (project / "shop/prices.py").write_text("def total(prices):\n    return sum(prices)\n")
+    (project / "tests/test_prices.py").write_text(
+        "from shop.prices import total\n\n\ndef test_total():\n    assert total([1, 2]) == 3\n")
+    edit(project / "pyproject.toml", "line-length = 100", "line-length = 120")
+    commit(project, "the user's edits")
+
+
+def assert_user_edits_survive(project: Path) -> None:
+    assert 'f"Bonjour from {PROJECT}"' in (project / "shop/main.py").read_text()
+    assert '"Bonjour from shop"' in (project / "tests/test_app.py").read_text()
+    assert "return sum(prices)" in (project / "shop/prices.py").read_text()
+    assert (project / "tests/test_prices.py").is_file()
+    assert "line-length = 120" in (project / "pyproject.toml").read_text()
+
+
+def answers(project: Path) -> dict:
+    return yaml.safe_load((project / ".copier-answers.yml").read_text())
+
+
+def own_tests(project: Path):
+    return run([sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider"], cwd=project)
+
+
+def test_update_brings_the_template_change_and_keeps_every_user_edit(versioned_template,
+                                                                      tmp_path):
+    project = create(tmp_path, versioned_template, "--vcs-ref", "v0.1.0")
+    assert answers(project)["_commit"] == "v0.1.0"
+    assert answers(project)["_src_path"] == str(versioned_template)
+    user_edits(project)
+
+    result = newstack("update", str(project))
+
+    assert result.returncode == 0, result.stderr
+    assert "template v0.1.0 -> v0.2.0" in result.stdout
+    assert "M shop/main.py" in result.stdout  # what changed is shown
+    assert answers(project)["_commit"] == "v0.2.0"
+    assert HEALTHZ_2 in (project / "shop/main.py").read_text()
+    assert "report the template version" in (project / "README.md").read_text()
+    assert_user_edits_survive(project)
+    tests = own_tests(project)
+    assert tests.returncode == 0, tests.stdout[-3000:]
+    # the template's changed test and the user's own ran
+    assert "test_app.py::test_healthz PASSED" in tests.stdout
+    assert "test_prices.py::test_total PASSED" in tests.stdout
+
+
+@pytest.mark.parametrize("conflict", ["inline", "rej"])
+def test_a_real_conflict_is_reported_and_the_user_edit_kept(versioned_template, tmp_path,
+                                                            conflict):
+    project = create(tmp_path, versioned_template, "--vcs-ref", "v0.1.0")
+    edit(project / "shop/main.py", HEALTHZ, 'return {"status": "fine"}')  # the line v0.2.0 changes
+    commit(project, "the user's healthz")
+
+    result = newstack("update", str(project), "--conflict", conflict)
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "newstack: conflicts in shop/main.py: resolve the "
+        + ("<<<<<<< markers" if conflict == "inline" else ".rej files") + ", then commit"]
+    main = (project / "shop/main.py").read_text()
+    if conflict == "inline":
+        assert ('<<<<<<< before updating\n    return {"status": "fine"}\n=======\n    '
+                f'{HEALTHZ_2}\n>>>>>>> after updating') in main
+        unmerged = run(["git", "diff", "--name-only", "--diff-filter=U"], cwd=project).stdout
+        assert unmerged.split() == ["shop/main.py"]  # git knows too: no commit by mistake
+    else:
+        assert HEALTHZ_2 in main
+        assert '+    return {"status": "fine"}' in (project / "shop/main.py.rej").read_text()
+
+
+def test_dev_to_prod_keeps_every_user_edit(versioned_template, tmp_path):
+    project = create(tmp_path, versioned_template)  # the latest tag, v0.2.0
+    assert answers(project)["_commit"] == "v0.2.0"
+    assert not (project / "gunicorn.conf.py").exists()
+    user_edits(project)
+
+    result = newstack("update", str(project), "--data", "target=prod")
+
+    assert result.returncode == 0, result.stderr
+    assert "template v0.2.0, answers changed" in result.stdout
+    assert answers(project)["target"] == "prod"
+    assert answers(project)["worker_class"] == "uvicorn_worker.UvicornWorker"
+    for name in ("gunicorn.conf.py", "Dockerfile", ".dockerignore", "deploy/nginx.conf",
+                 "deploy/k8s/deployment.yaml"):
+        assert (project / name).is_file(), name
+        assert f"?? {name}" in result.stdout
+    assert '"gunicorn>=25.1"' in (project / "pyproject.toml").read_text()
+    assert 'os.environ.get("ENABLE_DOCS", "0")' in (project / "shop/main.py").read_text()
+    assert_user_edits_survive(project)
+    tests = own_tests(project)
+    assert tests.returncode == 0, tests.stdout[-3000:]
+    check = run([sys.executable, "-m", "gunicorn", "--check-config", "shop.main:app", "-c",
+                 "gunicorn.conf.py"], cwd=project)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_plain_copier_update_works_on_a_project_newstack_created(versioned_template, tmp_path):
+    project = create(tmp_path, versioned_template, "--vcs-ref", "v0.1.0")
+    user_edits(project)
+
+    result = run([sys.executable, "-m", "copier", "update", "--defaults", "--quiet"],
+                 cwd=project)
+
+    assert result.returncode == 0, result.stderr
+    assert answers(project)["_commit"] == "v0.2.0"
+    assert HEALTHZ_2 in (project / "shop/main.py").read_text()
+    assert_user_edits_survive(project)
+
+
+# Refused with one line and nothing changed, before copier runs.
+
+@pytest.fixture(scope="module")
+def committed(versioned_template, tmp_path_factory) -> Path:
+    return create(tmp_path_factory.mktemp("committed"), versioned_template, "--vcs-ref", "v0.1.0")
+
+
+def status(project: Path) -> str:
+    return run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=project).stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--data", "framework=flask"], "an update can change only target, worker_class"),
+    (["--data", "target"], "expected KEY=VALUE"),
+    (["--data", "target=staging"], "unknown target 'staging'"),
+    (["--data", "worker_class=sync"], "applies to the prod target only"),
+    (["--data", "target=prod", "--data", "worker_class=gthread"], "cannot serve ASGI"),
+    (["--conflict", "theirs"], "--conflict 'theirs': choose one of: inline, rej"),
+])
+def test_update_refuses_bad_options(committed, args, message):
+    before = status(committed)
+    result = newstack("update", str(committed), *args)
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
+    assert status(committed) == before and answers(committed)["_commit"] == "v0.1.0"
+
+
+def test_pretend_shows_what_would_change_and_changes_nothing(committed):
+    result = newstack("update", str(committed), "--pretend", "--data", "target=prod")
+    assert result.returncode == 0, result.stderr
+    assert "template v0.1.0 -> v0.2.0" in result.stdout
+    assert "(--pretend: nothing was changed)" in result.stdout
+    for line in (" M shop/main.py", " M .copier-answers.yml", "?? gunicorn.conf.py"):
+        assert f"\n  {line}\n" in result.stdout
+    assert status(committed) == "" and answers(committed)["_commit"] == "v0.1.0"
+
+
+def test_update_refuses_a_dirty_working_tree(committed):
+    (committed / "notes.txt").write_text("draft")
+    try:
+        result = newstack("update", str(committed))
+        assert result.returncode == 2
+        assert result.stderr == (f"newstack: error: {committed} has uncommitted changes; commit "
+                                 "or stash them first (copier updates a clean working tree "
+                                 "only; nothing was changed)\n")
+        assert status(committed) == "?? notes.txt\n"
+    finally:
+        (committed / "notes.txt").unlink()
+
+
+def test_update_refuses_what_is_not_a_committed_generated_project(versioned_template, tmp_path):
+    made = newstack("create", "shop", "--defaults", "--template", str(versioned_template),
+                    "--output-dir", str(tmp_path))
+    assert made.returncode == 0, made.stderr
+    result = newstack("update", str(tmp_path / "shop"))
+    assert result.returncode == 2
+    assert "is not in a git repository; commit it first" in result.stderr
+    result = newstack("update", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr == (f"newstack: error: {tmp_path} is not a generated project "
+                             "(no .copier-answers.yml)\n")
+
+
+def test_create_records_a_local_template_as_an_absolute_path(versioned_template, tmp_path):
+    relative = Path("..") / versioned_template.parent.name / versioned_template.name
+    cwd = versioned_template.parent.parent / "elsewhere"
+    cwd.mkdir(exist_ok=True)
+    made = newstack("create", "shop", "--defaults", "--template", str(relative),
+                    "--output-dir", str(tmp_path), cwd=cwd)
+    assert made.returncode == 0, made.stderr
+    recorded = answers(tmp_path / "shop")
+    assert recorded["_src_path"] == str(versioned_template)  # absolute, as update needs
+    assert recorded["_commit"] == "v0.2.0"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--template", "{tmp}"], "is not the root of a git repository"),
+    (["--template", "{tmp}/missing"], "no such directory, and not a git URL"),
+    (["--vcs-ref", "v0.1.0"], "--vcs-ref applies to a --template only"),
+])
+def test_create_refuses_a_template_update_could_not_use(tmp_path, args, message):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    result = newstack("create", "shop", "--defaults", "--output-dir", str(tmp_path / "out"), *args)
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_template_that_cannot_be_fetched_is_one_line(versioned_template, tmp_path):
+    project = create(tmp_path, versioned_template, "--vcs-ref", "v0.1.0")
+    edit(project / ".copier-answers.yml", str(versioned_template), f"file://{tmp_path}/gone.git")
+    commit(project, "moved template")
+    result = newstack("update", str(project))
+    assert result.returncode == 1
+    assert result.stderr.startswith("newstack: error: the update failed: ")
+    assert len(result.stderr.splitlines()) == 1 and "gone.git" in result.stderr, result.stderr
+    assert status(project) == ""
