@@ -782,6 +782,29 @@ def test_an_interrupt_replaced_by_another_error_is_still_an_interrupt(arena, mon
         assert settle(arena.parent, before, 0, err, "signal", arena / "svc") == "created"
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_template_copy_is_removed_leaves_no_copy(arena, monkeypatch, signum):
+    """newstack renders from a copy of its template in the temporary directory: an interrupt
+    while that copy is removed must not leave half of it there either."""
+    tmp = arena.parent / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    real_rmtree = shutil.rmtree
+
+    def rmtree(path, *args, **kwargs):
+        if Path(path).name.startswith("newstack-template-"):
+            next(Path(path).rglob("*.jinja")).unlink()
+            os.kill(os.getpid(), signum)
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
+    before = snapshot(arena.parent)
+    code, _, err = run_main("create", "--output-dir", str(arena), "--defaults", "svc")
+    assert code == 128 + signum
+    assert [p.name for p in tmp.iterdir() if p.name.startswith("newstack-")] == []
+    assert settle(arena.parent, before, code, err, "signal") == "refused"
+
+
 DELAYS = [0.0, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6]
 
 

@@ -179,11 +179,17 @@ def copier_source(source: str | None = None) -> Iterator[str | Path]:
     if not (TEMPLATE_ROOT / ".git").exists():
         yield TEMPLATE_ROOT
         return
-    with tempfile.TemporaryDirectory(prefix="newstack-template-",
-                                     ignore_cleanup_errors=True) as tmp:  # /tmp, not ours
+    tmp: Path | None = None
+    try:  # not a TemporaryDirectory: an interrupt could cut its removal short
+        with signals_deferred():
+            tmp = Path(tempfile.mkdtemp(prefix="newstack-template-"))
         shutil.copy2(TEMPLATE_ROOT / "copier.yml", tmp)
-        shutil.copytree(TEMPLATE_ROOT / "templates", Path(tmp) / "templates")
-        yield Path(tmp)
+        shutil.copytree(TEMPLATE_ROOT / "templates", tmp / "templates")
+        yield tmp
+    finally:
+        with signals_deferred():
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
 
 
 def template_source(template: str) -> str:
