@@ -51,6 +51,7 @@ DEFAULT = Variant("default (generated)")
 def variants(combination: Combination, cores: int) -> list[Variant]:
     """The generated default, then the alternatives tried against it."""
     app = combination.stack.app.replace("{package}", "bench")
+    # A peer's gunicorn gets `-c /dev/null`: it would otherwise load ./gunicorn.conf.py.
     found = [
         DEFAULT,
         Variant("1 worker", env={"WEB_CONCURRENCY": "1"}),
@@ -74,11 +75,12 @@ def variants(combination: Combination, cores: int) -> list[Variant]:
         ]
         if combination.framework == "django":  # cookiecutter-django: gunicorn, its defaults
             found.append(Variant("peer: gunicorn defaults (cookiecutter-django)",
-                                 argv=("gunicorn", app, "--bind", "{host}:{port}")))
+                                 argv=("gunicorn", app, "-c", os.devnull, "--bind",
+                                       "{host}:{port}")))
         else:  # cookiecutter-flask: gunicorn with gevent workers
             found.append(Variant("peer: gunicorn -k gevent (cookiecutter-flask)",
-                                 argv=("gunicorn", app, "-k", "gevent", "--bind",
-                                       "{host}:{port}"), packages=("gevent",)))
+                                 argv=("gunicorn", app, "-c", os.devnull, "-k", "gevent",
+                                       "--bind", "{host}:{port}"), packages=("gevent",)))
     return found
 
 
