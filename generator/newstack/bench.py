@@ -100,6 +100,11 @@ class Measurement:
     failure: str = ""
 
 
+def cpu_count() -> int:
+    """CPUs this process may run on (a container's CPU set), as gunicorn.conf.py counts them."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
 def load_generator() -> str:
     wrk = shutil.which("wrk")
     if not wrk:
@@ -205,7 +210,7 @@ def bench(combinations: list[Combination], seconds: float, connections: int, tun
     from .render import Answers, generate
 
     load_generator()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cpu_count()
     results = []
     with smoke.workspace() as root:
         logs = root / "logs"
@@ -231,7 +236,7 @@ def report(results: list[Measurement], seconds: float, connections: int) -> None
 
     console = Console()
     console.width = max(console.width, 140)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cpu_count()
     defaults = [r for r in results if r.variant == DEFAULT.name and not r.failure]
     fastest = max((r.requests_per_s for r in defaults), default=0) or 1
     table = Table(title=f"newstack bench: /api/hello, wrk {connections} connections x {seconds:g} s, "
@@ -269,7 +274,7 @@ def report(results: list[Measurement], seconds: float, connections: int) -> None
 
 
 def to_json(results: list[Measurement]) -> str:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cpu_count()
     return json.dumps({"cores": cores, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                        "results": [asdict(r) for r in results]}, indent=2)
 
