@@ -29,8 +29,7 @@ def newstack(*args, cwd=None, **kwargs):
 
 
 def answers_for(combination: Combination, name: str = "shop") -> render.Answers:
-    return render.Answers.complete(name, combination.framework, combination.protocol,
-                                   combination.target, None, fill_defaults=True)
+    return render.Answers.of(name, combination)
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +40,7 @@ def projects(tmp_path_factory) -> dict[str, Path]:
     for combination in COMBINATIONS:
         result = newstack("create", "shop", "--framework", combination.framework, "--protocol",
                           combination.protocol, "--target", combination.target,
+                          *(["--server", combination.server] if combination.server else []),
                           "--output-dir", str(root / combination.id))
         assert result.returncode == 0, result.stderr
         made[combination.id] = root / combination.id / "shop"

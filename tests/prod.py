@@ -106,7 +106,7 @@ class Running:
         env = smoke.server_env(project, BIN, config.combination, self.port)
         command_env, argv = smoke.split_command(smoke.readme_commands(project)["prod-command"])
         self.env = {**env, **command_env, **KINDS[kind]}
-        self.settings = smoke.gunicorn_settings(project, BIN, self.env)
+        self.settings = smoke.server_settings(project, BIN, self.env)
         self.server = smoke.Server(argv, project, self.env, log)
         try:
             self.server.wait_ready(f"{self.base_url}/healthz", smoke.PROXY_HEADERS)

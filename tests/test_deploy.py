@@ -1,5 +1,5 @@
 """deploy/: the nginx config and the Kubernetes manifests of every prod project, checked offline
-against the project's own settings (gunicorn.conf.py, the Dockerfile, the allowed hosts), with
+against the project's own settings (gunicorn.conf.py or serve.py, the Dockerfile, the allowed hosts), with
 `nginx -t`, and with kubernetes-validate's bundled schemas for a pinned Kubernetes version.
 The same nginx config under real load is tests/test_replicas.py."""
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from newstack.stacks import COMBINATIONS, find_combination
+from newstack.stacks import COMBINATIONS, LABELS, find_combination
 
 from newstack.smoke import readme_commands, split_command
 
@@ -29,8 +29,19 @@ MANIFESTS = ("deployment", "service", "hpa", "pdb", "configmap")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
-def gunicorn_settings(project: Path) -> dict:
-    """gunicorn.conf.py's values, read by running it as gunicorn does."""
+def server_settings(project: Path) -> dict:
+    """gunicorn.conf.py's values, read by running it as gunicorn does; or their counterparts in
+    serve.py (None where Granian has none: no worker timeout)."""
+    if (project / "shop" / "serve.py").exists():
+        code = "import json, shop.serve as s; print(json.dumps(s.defaults()))"
+        found = json.loads(run([sys.executable, "-c", code], cwd=project, check=True).stdout)
+        trusted = re.search(r'"FORWARDED_ALLOW_IPS", "([^"]+)"',
+                            (project / "shop" / "serve.py").read_text()).group(1)
+        # Granian closes an idle connection when no request head arrives within
+        # GRANIAN_HTTP1_HEADER_READ_TIMEOUT (30 s by default; measured: closed after 30.0 s)
+        return {"timeout": None, "keepalive": 30, "forwarded_allow_ips": trusted,
+                "graceful_timeout": int(found["GRANIAN_WORKERS_KILL_TIMEOUT"]),
+                "bind": f"{found['GRANIAN_HOST']}:{found['GRANIAN_PORT']}"}
     names = ("timeout", "graceful_timeout", "keepalive", "forwarded_allow_ips", "bind")
     code = ("import json, runpy; s = runpy.run_path('gunicorn.conf.py'); "
             f"print(json.dumps({{k: s[k] for k in {names!r}}}))")
@@ -90,19 +101,19 @@ def test_nginx_accepts_the_config_and_the_test_changes_only_what_it_says(project
 
 
 @pytest.mark.parametrize("cid", PROD_IDS)
-def test_nginx_proxies_as_the_app_and_gunicorn_expect(projects, cid):
+def test_nginx_proxies_as_the_app_and_its_server_expect(projects, cid):
     project = projects[cid]
     combination = find_combination(cid)
     conf = (project / "deploy" / "nginx.conf").read_text()
-    gunicorn = gunicorn_settings(project)
+    settings = server_settings(project)
     upstream = block(conf, "upstream shop")
 
-    # Replicas: one generated (the port gunicorn binds by default), idle connections kept open,
-    # and closed before gunicorn closes them.
+    # Replicas: one generated (the port the server binds by default), idle connections kept
+    # open, and closed before the server closes them.
     [server] = directives(upstream, "server")
-    assert server.startswith("127.0.0.1:8000 ") and gunicorn["bind"].endswith(":8000")
+    assert server.startswith("127.0.0.1:8000 ") and settings["bind"].endswith(":8000")
     assert int(directives(upstream, "keepalive")[0]) > 0
-    assert seconds(directives(upstream, "keepalive_timeout")[0]) < gunicorn["keepalive"]
+    assert seconds(directives(upstream, "keepalive_timeout")[0]) < settings["keepalive"]
     assert directives(conf, "proxy_http_version") == ["1.1"]
 
     # The client's host, address and scheme; gunicorn trusts them from nginx on this host.
@@ -110,17 +121,19 @@ def test_nginx_proxies_as_the_app_and_gunicorn_expect(projects, cid):
     assert headers["Host"] == "$host" and headers["X-Forwarded-Proto"] == "$scheme"
     assert headers["X-Forwarded-For"] == "$remote_addr"
     assert headers["X-Forwarded-Ssl"] == headers["X-Forwarded-Protocol"] == '""'
-    assert "127.0.0.1" in gunicorn["forwarded_allow_ips"]
+    assert "127.0.0.1" in settings["forwarded_allow_ips"]
     assert any("ssl" in listen for listen in directives(conf, "listen"))
     assert "return 301 https://$host$request_uri" in conf
 
     # Buffering, timeouts, retries of what can be retried.
     assert directives(conf, "proxy_request_buffering") == ["on"]
     assert directives(conf, "proxy_buffering")[0] == "on"
-    assert seconds(directives(conf, "proxy_read_timeout")[0]) > gunicorn["timeout"]
+    read_timeout = seconds(directives(conf, "proxy_read_timeout")[0])
+    assert read_timeout > (settings["timeout"] or 0)
     assert set(directives(conf, "proxy_next_upstream")[0].split()) == {
         "error", "timeout", "http_502", "http_503", "http_504"}  # never non_idempotent
-    assert seconds(directives(conf, "proxy_next_upstream_timeout")[0]) < gunicorn["timeout"]
+    assert seconds(directives(conf, "proxy_next_upstream_timeout")[0]) < (
+        settings["timeout"] or read_timeout)
 
     if combination.protocol == "asgi":
         assert headers["Upgrade"] == "$http_upgrade"
@@ -178,7 +191,7 @@ def test_manifests_fit_the_image_and_the_app(projects, cid):
     pod = deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
     dockerfile = (project / "Dockerfile").read_text()
-    gunicorn = gunicorn_settings(project)
+    settings = server_settings(project)
 
     # One name, one set of labels, everything pointing at the Deployment's pods.
     labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -213,7 +226,7 @@ def test_manifests_fit_the_image_and_the_app(projects, cid):
         assert get["httpHeaders"] == [{"name": "Host", "value": "localhost"}]
     assert "localhost" in hosts
     pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
-    assert pod["terminationGracePeriodSeconds"] > pre_stop + gunicorn["graceful_timeout"]
+    assert pod["terminationGracePeriodSeconds"] > pre_stop + settings["graceful_timeout"]
 
     # The environment: settings from the ConfigMap, secrets from the Secret.
     sources = container["envFrom"]
@@ -223,9 +236,13 @@ def test_manifests_fit_the_image_and_the_app(projects, cid):
     assert secret.get("optional", False) is (not stack.secret_env)
     assert stack.secret_env not in json.dumps(configmap["data"]) or not stack.secret_env
     assert configmap["data"]["FORWARDED_ALLOW_IPS"] == "*"
-    assert configmap["data"]["GUNICORN_MAX_REQUESTS"] == "0"
-    async_worker = stack.worker_classes[0].async_worker
-    assert configmap["data"]["WEB_CONCURRENCY"] == ("1" if async_worker else "3")
+    if find_combination(cid).server == "gunicorn":
+        assert configmap["data"]["GUNICORN_MAX_REQUESTS"] == "0"
+        async_worker = stack.worker_classes[0].async_worker
+        assert configmap["data"]["WEB_CONCURRENCY"] == ("1" if async_worker else "3")
+    else:  # Granian: one worker per core, no recycling unless asked for
+        assert configmap["data"]["WEB_CONCURRENCY"] == "1"
+        assert not {k for k in configmap["data"] if "LIFETIME" in k or "MAX_RSS" in k}
     assert container["resources"]["limits"]["cpu"] == "1"
 
 
@@ -279,7 +296,8 @@ def test_django_asgi_ships_the_redis_extra(projects):
 def test_readme_explains_the_three_ways_to_run_in_production(projects, cid):
     readme = (projects[cid] / "README.md").read_text()
     headings = re.findall(r"(?m)^#{2,3} .+$", readme)
-    section = ["## Running in production", "### One host, gunicorn alone",
+    server = find_combination(cid).server
+    section = ["## Running in production", f"### One host, {LABELS[server or 'gunicorn']} alone",
                "### One host behind nginx", "### A cluster on Kubernetes"]
     if cid.endswith("dev"):
         assert not set(section) & set(headings)
@@ -290,7 +308,8 @@ def test_readme_explains_the_three_ways_to_run_in_production(projects, cid):
     commands = readme_commands(projects[cid])
     env, argv = split_command(commands["nginx-command"])
     assert argv == split_command(commands["prod-command"])[1]
-    assert env == {"HOST": "127.0.0.1", "PORT": "8000", "GUNICORN_MAX_REQUESTS": "0"}
+    recycling = {"GUNICORN_MAX_REQUESTS": "0"} if server == "gunicorn" else {}
+    assert env == {"HOST": "127.0.0.1", "PORT": "8000", **recycling}
     conf = (projects[cid] / "deploy" / "nginx.conf").read_text()
     assert commands["nginx-command"] in conf
 

@@ -17,16 +17,21 @@ from .conftest import COMBINATION_IDS, copier_copy, run, tree
 
 COMMON = {"pyproject.toml", "README.md", ".gitignore", ".copier-answers.yml", "tests/test_app.py",
           "shop/static/style.css", "shop/__init__.py"}
-PROD = {"gunicorn.conf.py", "Dockerfile", ".dockerignore", ".env.example", "deploy/nginx.conf",
+PROD = {"Dockerfile", ".dockerignore", ".env.example", "deploy/nginx.conf",
         *(f"deploy/k8s/{m}.yaml" for m in ("deployment", "service", "hpa", "pdb", "configmap"))}
+SERVER_FILES = {"gunicorn": {"gunicorn.conf.py"}, "granian": {"shop/serve.py"}}
 
 
 @pytest.mark.parametrize("cid", COMBINATION_IDS)
 def test_project_is_complete(projects, cid):
     files = set(tree(projects[cid]))
-    expected = COMMON | (PROD if cid.endswith("prod") else set())
+    server = find_combination(cid).server
+    expected = COMMON | (PROD | SERVER_FILES[server] if server else set())
     assert expected <= files
-    if cid.endswith("dev"):
+    for other, its_files in SERVER_FILES.items():
+        if other != server:
+            assert not its_files & files, other
+    if not server:
         assert not PROD & files
     assert any(f.endswith("index.html") for f in files)
 
@@ -60,10 +65,13 @@ def test_pyproject_declares_what_the_project_imports(projects, cid):
     for module in third_party:
         assert distribution.get(module, module) in declared, f"{module} is imported, not declared"
     combination = find_combination(cid)
-    if combination.target == "prod":
-        assert "gunicorn" in declared
+    if combination.server == "gunicorn":
+        assert "gunicorn" in declared and "granian" not in declared
         if combination.protocol == "asgi":
             assert "uvicorn-worker" in declared and "uvicorn[standard]" in declared
+    if combination.server == "granian":
+        assert "granian" in declared and "gunicorn" not in declared
+        assert "uvicorn-worker" not in declared
 
 
 @pytest.mark.parametrize("cid", COMBINATION_IDS)
@@ -82,16 +90,20 @@ def test_ruff_passes(projects, cid):
 
 
 PROD_IDS = [c.id for c in COMBINATIONS if c.target == "prod"]
+SECRETS = {"DJANGO_SECRET_KEY": "x" * 50, "FLASK_SECRET_KEY": "x" * 50}
 
 
-@pytest.mark.parametrize("cid", PROD_IDS)
+def readme_prod_argv(project) -> list[str]:
+    readme = (project / "README.md").read_text()
+    return shlex.split(re.search(r"<!-- newstack:prod-command -->\n```sh\n(.+)\n```", readme).group(1))
+
+
+@pytest.mark.parametrize("cid", [c.id for c in COMBINATIONS if c.server == "gunicorn"])
 def test_gunicorn_config_is_valid_and_names_the_tables_worker_class(projects, cid):
     stack = find_combination(cid).stack
-    readme = (projects[cid] / "README.md").read_text()
-    command = re.search(r"<!-- newstack:prod-command -->\n```sh\n(.+)\n```", readme).group(1)
-    argv = [arg.replace("{package}", "shop") for arg in stack.prod_argv]
-    assert shlex.split(command) == argv
-    secrets = {"DJANGO_SECRET_KEY": "x" * 50, "FLASK_SECRET_KEY": "x" * 50}
+    argv = [arg.replace("{package}", "shop") for arg in stack.prod_argv("gunicorn")]
+    assert readme_prod_argv(projects[cid]) == argv
+    secrets = SECRETS
     check = run([sys.executable, "-m", *argv, "--check-config"], cwd=projects[cid], env=secrets)
     assert check.returncode == 0, check.stdout + check.stderr
     # --check-config accepts any worker class string: read back what the file sets.
@@ -107,11 +119,38 @@ def test_gunicorn_config_is_valid_and_names_the_tables_worker_class(projects, ci
     assert run([sys.executable, "-c", code], cwd=projects[cid]).stdout == "True\n"
 
 
+@pytest.mark.parametrize("cid", [c.id for c in COMBINATIONS if c.server == "granian"])
+def test_granian_settings_come_from_the_environment_and_name_the_tables_interface(projects, cid):
+    """serve.py's defaults, as the prod command passes them to Granian's own command line,
+    which checks them: WEB_CONCURRENCY and PORT mapped, Granian's GRANIAN_* variables win."""
+    stack = find_combination(cid).stack
+    assert readme_prod_argv(projects[cid]) == ["python", "-m", "shop.serve"]
+    code = ("import json, shop.serve as s; print(json.dumps(s.defaults()))")
+    env = {"WEB_CONCURRENCY": "3", "PORT": "9123", **SECRETS}
+    defaults = json.loads(run([sys.executable, "-c", code], cwd=projects[cid], env=env).stdout)
+    assert defaults["GRANIAN_WORKERS"] == "3" and defaults["GRANIAN_PORT"] == "9123"
+    assert defaults["GRANIAN_HOST"] == "0.0.0.0"
+    assert defaults["GRANIAN_RESPAWN_FAILED_WORKERS"] == "true"
+    assert defaults["GRANIAN_WORKERS_KILL_TIMEOUT"] == "20"
+    assert ("GRANIAN_BLOCKING_THREADS" in defaults) == (stack.protocol == "wsgi")
+    source = (projects[cid] / "shop" / "serve.py").read_text()
+    assert f'"--interface", "{stack.granian_interface}"' in source
+    # Granian's command line rejects a bad value of these before it serves anything
+    bad = run([sys.executable, "-m", "shop.serve"], cwd=projects[cid],
+              env={**env, "GRANIAN_BACKLOG": "not-a-number"})
+    assert bad.returncode == 2 and "Invalid value for '--backlog'" in bad.stderr, bad.stderr[-500:]
+    # create_app() is the framework's application behind the limits and proxy headers
+    wrapped = run([sys.executable, "-c", "import shop.serve as s; a = s.create_app(); "
+                   "print(a.__wrapped__.__qualname__)"], cwd=projects[cid], env=env)
+    assert wrapped.stdout.strip() == "limited.<locals>.wrapped", wrapped.stderr[-500:]
+
+
 @pytest.mark.parametrize("cid", COMBINATION_IDS)
 def test_plain_copier_copy_gives_the_same_tree(projects, template_repo, tmp_path, cid):
     combination = find_combination(cid)
+    server = {"server": combination.server} if combination.server else {}
     result = copier_copy(template_repo, tmp_path / "shop", framework=combination.framework,
-                         protocol=combination.protocol, target=combination.target)
+                         protocol=combination.protocol, target=combination.target, **server)
     assert result.returncode == 0, result.stderr[-3000:]
     ours, theirs = tree(projects[cid]), tree(tmp_path / "shop")
     source = re.compile(rb"^_(src_path|commit): .*\n", re.M)
@@ -134,7 +173,9 @@ def test_alternative_worker_class_is_written(tmp_path):
     assert "uvicorn-worker" not in pyproject
 
 
-ENV_READ = re.compile(r"""(?:os\.environ(?:\.get)?[(\[]|env_(?:flag|list)\()["']([A-Z_]+)["']""")
+# os.environ["X"], os.environ.get("X"), env_flag("X") / env_list("X"), and serve.py's "GRANIAN_X":
+ENV_READ = re.compile(r"""(?:os\.environ(?:\.get)?[(\[]|env_(?:flag|list)\(|^ +(?=["']GRANIAN_))["']([A-Z_]+)["']""",
+                      re.M)
 
 
 @pytest.mark.parametrize("cid", PROD_IDS)
@@ -150,8 +191,10 @@ def test_prod_readme_explains_running_in_production(projects, cid):
     assert len(read) > 10
     assert [name for name in sorted(read) if f"`{name}`" not in section] == []
     prose = " ".join(section.split())
-    for topic in ("FORWARDED_ALLOW_IPS", "WEB_CONCURRENCY", "graceful_timeout", "load balancer",
-                  "replicas", "stop grace period"):
+    stop = "GRANIAN_WORKERS_KILL_TIMEOUT" if find_combination(cid).server == "granian" else \
+        "graceful_timeout"
+    for topic in ("FORWARDED_ALLOW_IPS", "WEB_CONCURRENCY", stop, "load balancer",
+                  "replicas", "stop grace period", "gunicorn or Granian"):
         assert topic in prose, topic
 
 

@@ -1,4 +1,4 @@
-"""The table: its combinations, its refusals and the worker classes it names."""
+"""The table: its combinations, its refusals, the servers and the worker classes it names."""
 
 import importlib.util
 
@@ -9,6 +9,7 @@ from newstack.stacks import (
     FRAMEWORKS,
     INVALID,
     PROTOCOLS,
+    SERVERS,
     STACKS,
     WORKER_CLASSES,
     StackError,
@@ -17,8 +18,13 @@ from newstack.stacks import (
 )
 
 
-def test_eight_combinations_two_refusals():
-    assert len(COMBINATIONS) == 8
+def test_twelve_combinations_two_refusals():
+    """Four stacks: each a dev target, and a prod target on each of the two servers."""
+    assert len(COMBINATIONS) == 12
+    assert SERVERS == ("gunicorn", "granian")  # gunicorn, the seed's, stays the default
+    assert [c.id for c in COMBINATIONS if c.framework == "fastapi"] == [
+        "fastapi-asgi-dev", "fastapi-asgi-prod", "fastapi-asgi-prod-granian"]
+    assert {c.server for c in COMBINATIONS if c.target == "dev"} == {None}
     valid = {(s.framework, s.protocol) for s in STACKS}
     assert valid | set(INVALID) == {(f, p) for f in FRAMEWORKS for p in PROTOCOLS}
     assert not valid & set(INVALID)
@@ -59,3 +65,11 @@ def test_worker_class_of_the_other_protocol_is_refused():
         find_worker_class(find_stack("flask", "wsgi"), "asgi")
     with pytest.raises(StackError, match="unknown worker class"):
         find_worker_class(find_stack("fastapi", "asgi"), "uvicorn-worker")
+
+
+def test_granian_interfaces_are_granian_s_own_and_run_the_lifespan_where_there_is_one():
+    from granian.constants import Interfaces
+
+    interfaces = {s.key: Interfaces(s.granian_interface) for s in STACKS}
+    assert interfaces == {"fastapi-asgi": Interfaces.ASGI, "flask-wsgi": Interfaces.WSGI,
+                          "django-wsgi": Interfaces.WSGI, "django-asgi": Interfaces.ASGINL}

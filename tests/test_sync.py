@@ -23,7 +23,7 @@ def test_copier_yml_is_generated_from_the_table():
 @pytest.mark.parametrize("cid", [c.id for c in COMBINATIONS])
 def test_example_matches_what_generation_gives_today(tmp_path, cid):
     combination = next(c for c in COMBINATIONS if c.id == cid)
-    render.generate(render.example_answers(combination), tmp_path / cid)
+    render.generate(render.Answers.of("example", combination), tmp_path / cid)
     assert tree(REPO / "examples" / cid) == tree(tmp_path / cid), (
         f"examples/{cid} is stale: run `python -m newstack.sync`"
     )

@@ -12,7 +12,16 @@ import typer
 
 from . import __version__
 from .errors import NewstackError, UsageError
-from .stacks import COMBINATIONS, FRAMEWORKS, LABELS, PROTOCOLS, STACKS, TARGETS, WORKER_CLASSES
+from .stacks import (
+    COMBINATIONS,
+    FRAMEWORKS,
+    LABELS,
+    PROTOCOLS,
+    SERVERS,
+    STACKS,
+    TARGETS,
+    WORKER_CLASSES,
+)
 
 app = typer.Typer(
     help="Generate a runnable Python web service wired to the right server.",
@@ -49,6 +58,10 @@ def create(
     framework: Annotated[Optional[str], typer.Option(help=_one_of(FRAMEWORKS))] = None,
     protocol: Annotated[Optional[str], typer.Option(help=_one_of(PROTOCOLS))] = None,
     target: Annotated[Optional[str], typer.Option(help=_one_of(TARGETS))] = None,
+    server: Annotated[
+        Optional[str],
+        typer.Option(help=f"Production server (prod; default {SERVERS[0]}). " + _one_of(SERVERS)),
+    ] = None,
     worker_class: Annotated[
         Optional[str],
         typer.Option(help="gunicorn worker class (prod). " + _one_of(w.name for w in WORKER_CLASSES)),
@@ -79,7 +92,7 @@ def create(
         raise UsageError(f"missing {', '.join(missing)} and no terminal to ask on; "
                          "give them or pass --defaults")
     answers = Answers.complete(name, framework, protocol, target, worker_class,
-                               fill_defaults=not interactive)
+                               fill_defaults=not interactive, server=server)
     dest = generate(answers, output_dir / name, interactive=interactive, template=template,
                     vcs_ref=vcs_ref)
     _print_next_steps(dest, read_answers(dest))
@@ -91,7 +104,7 @@ def update(
     data: Annotated[
         Optional[list[str]],
         typer.Option("--data", help="KEY=VALUE: change an answer, e.g. target=prod "
-                     "(target and worker_class only)."),
+                     "(target, server and worker_class only)."),
     ] = None,
     conflict: Annotated[
         str, typer.Option(help="How to leave conflicts: inline (<<<<<<< markers) or rej "
@@ -139,8 +152,8 @@ def _print_next_steps(dest: Path, answers) -> None:
     console.print(escape('  python -m venv .venv && . .venv/bin/activate && pip install -e ".[test]"'))
     console.print(f"  {escape(context['dev_command'])}  [dim]# development server[/]")
     if answers.target == "prod":
-        console.print(f"  {escape(context['prod_command'])}  "
-                      f"[dim]# production ({context['worker_class']})[/]")
+        how = context.get("worker_class") or f"Granian, {context['granian_interface']}"
+        console.print(f"  {escape(context['prod_command'])}  [dim]# production ({how})[/]")
     console.print("  python -m pytest  [dim]# its tests[/]")
 
 
@@ -153,7 +166,7 @@ def matrix(
     """Print which framework/protocol combinations are valid and the commands each runs."""
     if as_json:
         include = [{"id": c.id, "framework": c.framework, "protocol": c.protocol,
-                    "target": c.target} for c in COMBINATIONS]
+                    "target": c.target, "server": c.server or ""} for c in COMBINATIONS]
         print(json.dumps({"include": include}))
         return
     from rich.console import Console
@@ -162,13 +175,17 @@ def matrix(
     from .stacks import INVALID, invalid_reason
 
     table = Table(title="newstack stacks", expand=False)
-    for column in ("framework / protocol", "dev command", "prod command", "worker classes"):
+    for column in ("framework / protocol", "dev command", "prod server", "prod command",
+                   "worker classes / interface"):
         table.add_column(column)
     for stack in STACKS:
         workers = ", ".join(w.name + (" (default)" if i == 0 else "")
                             for i, w in enumerate(stack.worker_classes))
-        prod = " ".join(stack.prod_argv)
-        table.add_row(stack.label, stack.dev_command, prod, workers)
+        for i, server in enumerate(SERVERS):
+            table.add_row(stack.label if i == 0 else "", stack.dev_command if i == 0 else "",
+                          server + (" (default)" if i == 0 else ""),
+                          " ".join(stack.prod_argv(server)),
+                          workers if server == "gunicorn" else stack.granian_interface)
     console = Console(soft_wrap=True)
     console.print(table)
     console.print("{package} stands for the project's package name. Refused:")

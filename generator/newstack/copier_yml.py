@@ -15,14 +15,18 @@ from .stacks import (
     INVALID,
     LABELS,
     PROTOCOLS,
+    SERVER_FOR_DEV,
+    SERVER_PACKAGES,
+    SERVERS,
     STACKS,
     TARGETS,
+    WORKER_CLASS_FOR_DEV,
+    WORKER_CLASS_FOR_GRANIAN,
     WORKER_CLASSES,
     Stack,
     WorkerClass,
     default_protocol,
     invalid_reason,
-    WORKER_CLASS_FOR_DEV,
     worker_class_reason,
 )
 
@@ -33,18 +37,22 @@ HEADER = """\
 
 # context_key() as a Jinja expression
 CONTEXT_KEY = (
-    "framework ~ '-' ~ protocol ~ '-' ~ target ~ ('-' ~ worker_class if target == 'prod' else '')"
+    "framework ~ '-' ~ protocol ~ '-' ~ target ~ ('-' ~ (worker_class if server == 'gunicorn' "
+    "else server) if target == 'prod' else '')"
 )
 
 
-def context_key(stack: Stack, target: str, worker: WorkerClass | None) -> str:
+def context_key(stack: Stack, target: str, server: str | None, worker: WorkerClass | None) -> str:
     key = f"{stack.key}-{target}"
-    return f"{key}-{worker.name}" if worker else key
+    return f"{key}-{worker.name if worker else server}" if target == "prod" else key
 
 
-def stack_context(stack: Stack, target: str, worker: WorkerClass | None) -> dict[str, Any]:
-    """What the templates read as `stack.*` for one rendered combination."""
+def stack_context(stack: Stack, target: str, server: str | None = None,
+                  worker: WorkerClass | None = None) -> dict[str, Any]:
+    """What the templates read as `stack.*` for one rendered combination: a prod one names its
+    server, and a worker class when that server is gunicorn."""
     context: dict[str, Any] = {
+        "server": server or "",
         "label": stack.label,
         "dev_command": stack.dev_command,
         "dev_bind": stack.dev_bind,
@@ -54,12 +62,24 @@ def stack_context(stack: Stack, target: str, worker: WorkerClass | None) -> dict
         "hosts_env": stack.hosts_env,
         "extras": {name: list(packages) for name, packages in stack.extras},
     }
-    if worker:
-        context["dependencies"] += [*stack.prod_packages, *worker.packages]
+    if target == "prod":
+        context["dependencies"] += [*SERVER_PACKAGES[server], *stack.prod_packages]
         context.update(
             dev_command=" ".join(filter(None, (stack.debug_env, stack.dev_command))),
-            prod_command=_shell_join(stack.prod_argv),
-            prod_argv=list(stack.prod_argv),
+            prod_command=_shell_join(stack.prod_argv(server)),
+            prod_argv=list(stack.prod_argv(server)),
+        )
+    if server:
+        context["server_label"] = LABELS[server]
+    if server == "granian":
+        context.update(
+            granian_interface=stack.granian_interface,
+            # Granian workers in one Kubernetes pod, whose CPU limit is one core
+            cluster_workers=1,
+        )
+    if worker:
+        context["dependencies"] += worker.packages
+        context.update(
             worker_class=worker.name,
             gunicorn_class=worker.gunicorn_class,
             worker_note=worker.note,
@@ -82,9 +102,12 @@ def _shell_join(argv: tuple[str, ...]) -> str:
 def all_contexts() -> dict[str, dict[str, Any]]:
     contexts = {}
     for stack in STACKS:
-        contexts[context_key(stack, "dev", None)] = stack_context(stack, "dev", None)
+        contexts[context_key(stack, "dev", None, None)] = stack_context(stack, "dev")
         for worker in stack.worker_classes:
-            contexts[context_key(stack, "prod", worker)] = stack_context(stack, "prod", worker)
+            contexts[context_key(stack, "prod", "gunicorn", worker)] = stack_context(
+                stack, "prod", "gunicorn", worker)
+        contexts[context_key(stack, "prod", "granian", None)] = stack_context(
+            stack, "prod", "granian")
     return contexts
 
 
@@ -152,19 +175,34 @@ def config() -> dict[str, Any]:
         },
         "target": {
             "type": "str",
-            "help": "dev (the framework's dev server) or prod (gunicorn with gunicorn.conf.py, Dockerfile)",
+            "help": "dev (the framework's dev server) or prod (a production server, Dockerfile, "
+                    "deploy files)",
             "choices": {
-                # Refuses `--data worker_class=...` for dev, as newstack create does.
-                "dev": {"value": "dev", "validator": "{% if worker_class is defined %}"
-                        f"{WORKER_CLASS_FOR_DEV}{{% endif %}}"},
+                # Refuses `--data server=...` or `worker_class=...` for dev, as newstack create does.
+                "dev": {"value": "dev", "validator": _if_chain({
+                    "server is defined": SERVER_FOR_DEV,
+                    "worker_class is defined": WORKER_CLASS_FOR_DEV})},
                 "prod": {"value": "prod"},
             },
             "default": TARGETS[0],
         },
+        "server": {
+            "type": "str",
+            "help": "Production server",
+            "when": "{{ target == 'prod' }}",
+            "choices": {
+                "gunicorn (with gunicorn.conf.py)": {"value": "gunicorn"},
+                "Granian (a Rust HTTP server)": {
+                    "value": "granian",
+                    "validator": _if_chain({"worker_class is defined": WORKER_CLASS_FOR_GRANIAN}),
+                },
+            },
+            "default": SERVERS[0],
+        },
         "worker_class": {
             "type": "str",
             "help": "gunicorn worker class",
-            "when": "{{ target == 'prod' }}",
+            "when": "{{ target == 'prod' and server == 'gunicorn' }}",
             "choices": {
                 w.name: {
                     "value": w.name,

@@ -23,8 +23,11 @@ from .stacks import (
     COMBINATIONS,
     FRAMEWORKS,
     PROTOCOLS,
+    SERVER_FOR_DEV,
+    SERVERS,
     TARGETS,
     WORKER_CLASS_FOR_DEV,
+    WORKER_CLASS_FOR_GRANIAN,
     WORKER_CLASSES,
     Combination,
     StackError,
@@ -53,16 +56,26 @@ class Answers:
     protocol: str | None
     target: str | None
     worker_class: str | None = None
+    server: str | None = None
 
     @classmethod
     def complete(cls, name: str, framework: str | None, protocol: str | None,
-                 target: str | None, worker_class: str | None, fill_defaults: bool) -> Answers:
+                 target: str | None, worker_class: str | None, fill_defaults: bool,
+                 server: str | None = None) -> Answers:
         if fill_defaults:  # only what was not given: an empty --target '' is refused, not filled
             framework = FRAMEWORKS[0] if framework is None else framework
             if protocol is None and framework in FRAMEWORKS:
                 protocol = default_protocol(framework)
             target = TARGETS[0] if target is None else target
-        return cls(name, framework, protocol, target, worker_class)
+            if server is None and target == "prod":
+                server = SERVERS[0]
+        return cls(name, framework, protocol, target, worker_class, server)
+
+    @classmethod
+    def of(cls, name: str, combination: Combination, worker_class: str | None = None) -> Answers:
+        """The answers that make `combination` (with a worker class other than its default)."""
+        return cls.complete(name, combination.framework, combination.protocol, combination.target,
+                            worker_class, fill_defaults=True, server=combination.server)
 
     def validate(self) -> None:
         """Raise a UsageError naming what is wrong with the answers given."""
@@ -73,8 +86,14 @@ class Answers:
             check_choice("protocol", self.protocol, PROTOCOLS)
         if self.target is not None:
             check_choice("target", self.target, TARGETS)
+        if self.target == "dev" and self.server is not None:
+            raise StackError(SERVER_FOR_DEV)
         if self.target == "dev" and self.worker_class is not None:
             raise StackError(WORKER_CLASS_FOR_DEV)
+        if self.server is not None:
+            check_choice("server", self.server, SERVERS)
+        if self.server == "granian" and self.worker_class is not None:
+            raise StackError(WORKER_CLASS_FOR_GRANIAN)
         if self.worker_class is not None:
             check_choice("worker class", self.worker_class, tuple(w.name for w in WORKER_CLASSES))
         if self.framework is not None and self.protocol is not None:
@@ -88,8 +107,9 @@ class Answers:
     def context(self) -> dict:
         """The table's values for these (complete) answers, as the templates see them."""
         stack = find_stack(self.framework, self.protocol)
-        worker = find_worker_class(stack, self.worker_class) if self.target == "prod" else None
-        context = stack_context(stack, self.target, worker)
+        server = (self.server or SERVERS[0]) if self.target == "prod" else None
+        worker = find_worker_class(stack, self.worker_class) if server == "gunicorn" else None
+        context = stack_context(stack, self.target, server, worker)
         package = naming.package_name(self.project_name)
         return json.loads(json.dumps(context).replace("{package}", package))
 
@@ -293,13 +313,8 @@ def record_source(project: Path) -> None:
     answers.write_text("\n".join(lines) + "\n")
 
 
-def example_answers(combination: Combination) -> Answers:
-    return Answers.complete("example", combination.framework, combination.protocol,
-                            combination.target, None, fill_defaults=True)
-
-
 def write_examples(root: Path = EXAMPLES) -> None:
     for combination in COMBINATIONS:
         dest = root / combination.id
         shutil.rmtree(dest, ignore_errors=True)
-        generate(example_answers(combination), dest)
+        generate(Answers.of("example", combination), dest)

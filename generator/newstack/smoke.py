@@ -32,7 +32,9 @@ HOST = "127.0.0.1"
 START_TIMEOUT = 60.0  # the first start of an isolated environment compiles every module
 DEV_STOP_TIMEOUT = 10.0
 # What a TLS-terminating proxy in front of a prod stack adds; Django prod redirects without it.
-PROXY_HEADERS = {"X-Forwarded-Proto": "https"}
+# Both: Granian's proxy-header wrapper reads the scheme only from a request that names a client.
+PROXY_HEADERS = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+PROXY_LINES = "".join(f"{name}: {value}\r\n" for name, value in PROXY_HEADERS.items()).encode()
 
 
 # Every probe, in the order they run and are reported.
@@ -221,23 +223,41 @@ def check_events(client: httpx.Client, interval: float = 0.3) -> None:
     expect(arrived[-1] - arrived[0] >= interval, "/api/events arrived all at once (buffered)")
 
 
-def gunicorn_settings(project: Path, bin_dir: Path, env: dict[str, str]) -> dict:
-    """What gunicorn.conf.py asks for, read by running it as gunicorn does."""
-    code = ("import json, runpy; s = runpy.run_path('gunicorn.conf.py'); print(json.dumps("
-            "{k: s.get(k) for k in ('workers', 'worker_class', 'graceful_timeout')}))")
+SETTINGS_CODE = {
+    # gunicorn.conf.py, run as gunicorn runs it
+    "gunicorn": "import json, runpy; s = runpy.run_path('gunicorn.conf.py'); print(json.dumps("
+                "{{k: s.get(k) for k in ('workers', 'worker_class', 'graceful_timeout')}}))",
+    # serve.py's defaults, overridden by the environment as Granian's command line does
+    "granian": "import json, os, {package}.serve as s; d = s.defaults(); d.update((k, v) for k, v "
+               "in os.environ.items() if k.startswith('GRANIAN_')); print(json.dumps({{"
+               "'workers': int(d['GRANIAN_WORKERS']), 'worker_class': None, "
+               "'graceful_timeout': int(d['GRANIAN_WORKERS_KILL_TIMEOUT'])}}))",
+}
+
+
+def server_settings(project: Path, bin_dir: Path, env: dict[str, str]) -> dict:
+    """What a prod project's server is set to run with (workers, graceful_timeout, and
+    gunicorn's worker_class), read in the project's own environment."""
+    answers = answers_of(project)
+    code = SETTINGS_CODE[answers.get("server") or "gunicorn"].format(
+        package=package_name(answers["project_name"]))
     out = subprocess.run([str(bin_dir / "python"), "-c", code], cwd=project, env=env,
                          capture_output=True, text=True, check=True, timeout=30)
     return json.loads(out.stdout)
 
 
-def check_gunicorn(server: Server, settings: dict, expected_class: str) -> None:
-    expect(settings["worker_class"] == expected_class,
-           f"gunicorn.conf.py sets worker_class {settings['worker_class']!r}, the table says "
-           f"{expected_class!r}")
-    used = re.search(r"Using worker: (\S+)", server.log.read_text(errors="replace"))
-    expect(used is not None, "gunicorn did not log its worker class")
-    expect(used.group(1) == expected_class,
-           f"worker class in use is {used.group(1)!r}, the table says {expected_class!r}")
+def check_workers(server: Server, settings: dict, expected_class: str | None) -> None:
+    """The worker class the table names is in use (gunicorn), and as many workers run as the
+    settings ask for."""
+    log = server.log.read_text(errors="replace")
+    if expected_class is not None:
+        expect(settings["worker_class"] == expected_class,
+               f"gunicorn.conf.py sets worker_class {settings['worker_class']!r}, the table says "
+               f"{expected_class!r}")
+        used = re.search(r"Using worker: (\S+)", log)
+        expect(used is not None, "gunicorn did not log its worker class")
+        expect(used.group(1) == expected_class,
+               f"worker class in use is {used.group(1)!r}, the table says {expected_class!r}")
     deadline = time.monotonic() + 15
     while True:  # workers boot one after another
         workers = psutil.Process(server.process.pid).children()
@@ -245,7 +265,7 @@ def check_gunicorn(server: Server, settings: dict, expected_class: str) -> None:
             break
         time.sleep(0.1)
     expect(len(workers) == settings["workers"],
-           f"{len(workers)} worker processes running, gunicorn.conf.py asked for {settings['workers']}")
+           f"{len(workers)} worker processes running, the settings ask for {settings['workers']}")
 
 
 def answers_of(project: Path) -> dict:
@@ -254,9 +274,12 @@ def answers_of(project: Path) -> dict:
     return yaml.safe_load((project / ".copier-answers.yml").read_text())
 
 
-def gunicorn_class(project: Path, combination: Combination) -> str:
-    """The worker class the table says a prod project's gunicorn.conf.py names."""
+def gunicorn_class(project: Path, combination: Combination) -> str | None:
+    """The worker class the table says a prod project's gunicorn.conf.py names (None: the
+    project's server is not gunicorn)."""
     answers = answers_of(project)
+    if answers.get("server", "gunicorn") != "gunicorn":
+        return None
     stack = find_stack(combination.framework, combination.protocol)
     worker = find_worker_class(stack, answers.get("worker_class"))
     return worker.gunicorn_class.replace("{package}", package_name(answers["project_name"]))
@@ -294,7 +317,7 @@ def _smoke_server(project: Path, combination: Combination, which: str, bin_dir: 
         if done.returncode:
             result.probes["setup"] = f"{commands['prod-setup']!r} failed: {done.stderr[-300:]}"
             return
-    settings = gunicorn_settings(project, bin_dir, env) if prod else {}
+    settings = server_settings(project, bin_dir, env) if prod else {}
     server = Server(argv, project, env, logs / f"{combination.id}-{which}.log")
     try:
         try:
@@ -311,7 +334,7 @@ def _smoke_server(project: Path, combination: Combination, which: str, bin_dir: 
                 probe(result.probes, "sse", lambda: check_events(client))
         if prod:
             expected = gunicorn_class(project, combination)
-            probe(result.probes, "workers", lambda: check_gunicorn(server, settings, expected))
+            probe(result.probes, "workers", lambda: check_workers(server, settings, expected))
         timeout = settings.get("graceful_timeout") or DEV_STOP_TIMEOUT
         result.probes["sigterm"] = server.stop(whole_group=not prod, timeout=timeout + 5)
     finally:
@@ -373,9 +396,7 @@ def smoke(combinations: list[Combination], isolated: bool,
         logs.mkdir()
         for combination in combinations:
             step(f"{combination.id}: generating")
-            answers = Answers.complete("smoke", combination.framework, combination.protocol,
-                                       combination.target, None, fill_defaults=True)
-            project = generate(answers, root / combination.id / "smoke")
+            project = generate(Answers.of("smoke", combination), root / combination.id / "smoke")
             bin_dir = Path(sys.executable).parent
             if isolated:
                 step(f"{combination.id}: installing its own environment")

@@ -15,6 +15,7 @@ from .errors import UsageError
 FRAMEWORKS = ("fastapi", "flask", "django")
 PROTOCOLS = ("wsgi", "asgi")
 TARGETS = ("dev", "prod")
+SERVERS = ("gunicorn", "granian")  # of the prod target; the first is the default
 
 LABELS = {
     "fastapi": "FastAPI",
@@ -24,10 +25,14 @@ LABELS = {
     "asgi": "ASGI",
     "dev": "dev",
     "prod": "prod",
+    "gunicorn": "gunicorn",
+    "granian": "Granian",
 }
 
 GUNICORN = "gunicorn>=25.1"  # 25.1: native asgi worker stable, control socket setting exists
 UVICORN = "uvicorn[standard]>=0.34"  # [standard]: websockets (plain uvicorn answers WS with 404)
+GRANIAN = "granian>=2.8"  # 2.8: asginl, respawn of failed workers, workers_kill_timeout
+SERVER_PACKAGES = {"gunicorn": (GUNICORN,), "granian": (GRANIAN,)}
 
 
 @dataclass(frozen=True)
@@ -83,11 +88,12 @@ WORKER_CLASSES = (
 class Stack:
     framework: str
     protocol: str
-    app: str  # the import path gunicorn serves
+    app: str  # the import path the server serves
+    granian_interface: str  # Granian's --interface for this stack
     dev_command: str
     dev_bind: str  # appended to the dev command to choose the address, e.g. by `newstack smoke`
     packages: tuple[str, ...]  # needed by both targets
-    prod_packages: tuple[str, ...]  # needed by the prod target only
+    prod_packages: tuple[str, ...]  # needed by the prod target only, besides its server's
     test_packages: tuple[str, ...]
     secret_env: str  # the environment variable holding the secret key ("" when none is used)
     hosts_env: str  # the environment variable listing the allowed Host names
@@ -109,8 +115,10 @@ class Stack:
         """The gunicorn worker classes that can serve this stack, the default first."""
         return tuple(w for w in WORKER_CLASSES if w.protocol == self.protocol)
 
-    @property
-    def prod_argv(self) -> tuple[str, ...]:
+    def prod_argv(self, server: str) -> tuple[str, ...]:
+        if server == "granian":
+            # Granian reads no configuration file: the module maps the environment onto it.
+            return ("python", "-m", "{package}.serve")
         return ("gunicorn", self.app, "-c", "gunicorn.conf.py")
 
 
@@ -119,10 +127,11 @@ STACKS = (
         framework="fastapi",
         protocol="asgi",
         app="{package}.main:app",
+        granian_interface="asgi",  # runs FastAPI's lifespan
         dev_command="uvicorn {package}.main:app --reload",
         dev_bind="--host {host} --port {port}",
         packages=("fastapi>=0.115", UVICORN, "jinja2>=3.1"),
-        prod_packages=(GUNICORN,),
+        prod_packages=(),
         test_packages=("pytest>=8", "httpx2>=2"),  # starlette 1.x testclient: httpx is deprecated
         secret_env="",
         hosts_env="ALLOWED_HOSTS",
@@ -131,10 +140,11 @@ STACKS = (
         framework="flask",
         protocol="wsgi",
         app="{package}:create_app()",
+        granian_interface="wsgi",
         dev_command="flask --app {package} run --debug",
         dev_bind="--host {host} --port {port}",
         packages=("flask>=3.1",),
-        prod_packages=(GUNICORN,),
+        prod_packages=(),
         test_packages=("pytest>=8",),
         secret_env="FLASK_SECRET_KEY",
         hosts_env="FLASK_TRUSTED_HOSTS",
@@ -143,10 +153,11 @@ STACKS = (
         framework="django",
         protocol="wsgi",
         app="{package}.wsgi:application",
+        granian_interface="wsgi",
         dev_command="python manage.py runserver",
         dev_bind="{host}:{port}",
         packages=("django>=5.2",),
-        prod_packages=(GUNICORN, "whitenoise>=6.8"),
+        prod_packages=("whitenoise>=6.8",),
         test_packages=("pytest>=8",),
         secret_env="DJANGO_SECRET_KEY",
         hosts_env="DJANGO_ALLOWED_HOSTS",
@@ -156,11 +167,13 @@ STACKS = (
         framework="django",
         protocol="asgi",
         app="{package}.asgi:application",
+        # Django and Channels have no lifespan: under `asgi` Granian logs an error at each start
+        granian_interface="asginl",
         dev_command="uvicorn {package}.asgi:application --reload",
         dev_bind="--host {host} --port {port}",
         packages=("django>=5.2", "channels>=4.2", UVICORN),
         # servestatic: WhiteNoise's async fork; WhiteNoise buffers whole files under ASGI
-        prod_packages=(GUNICORN, "servestatic>=3"),
+        prod_packages=("servestatic>=3",),
         test_packages=("pytest>=8", "daphne>=4.1"),  # channels.testing imports daphne
         secret_env="DJANGO_SECRET_KEY",
         hosts_env="DJANGO_ALLOWED_HOSTS",
@@ -183,10 +196,13 @@ INVALID = {
 class Combination:
     stack: Stack
     target: str
+    server: str | None = None  # prod only: one of SERVERS
 
     @property
     def id(self) -> str:
-        return f"{self.stack.key}-{self.target}"
+        """fastapi-asgi-dev, fastapi-asgi-prod (gunicorn, the default), fastapi-asgi-prod-granian"""
+        suffix = f"-{self.server}" if self.server and self.server != SERVERS[0] else ""
+        return f"{self.stack.key}-{self.target}{suffix}"
 
     @property
     def framework(self) -> str:
@@ -197,11 +213,20 @@ class Combination:
         return self.stack.protocol
 
 
-COMBINATIONS = tuple(Combination(s, t) for s, t in product(STACKS, TARGETS))
+COMBINATIONS = tuple(
+    Combination(stack, target, server)
+    for stack, target in product(STACKS, TARGETS)
+    for server in ((None,) if target == "dev" else SERVERS)
+)
 
 
 WORKER_CLASS_FOR_DEV = (
     "a worker class applies to the prod target only (dev runs the framework's dev server)"
+)
+SERVER_FOR_DEV = "a server applies to the prod target only (dev runs the framework's dev server)"
+WORKER_CLASS_FOR_GRANIAN = (
+    "a worker class applies to gunicorn only (Granian runs its own workers); "
+    "leave it out or choose --server gunicorn"
 )
 
 

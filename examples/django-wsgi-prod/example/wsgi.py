@@ -1,4 +1,4 @@
-"""WSGI entry point: gunicorn serves `example.wsgi:application`."""
+"""WSGI entry point: `example.wsgi:application`, what the server serves."""
 
 import os
 

@@ -34,7 +34,7 @@ def create_app(config: dict | None = None) -> Flask:
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         # https when the request came over TLS, or from a proxy in FORWARDED_ALLOW_IPS that says
-        # so in X-Forwarded-Proto (gunicorn checks that)
+        # so in X-Forwarded-Proto (the server checks that)
         if request.is_secure:
             response.headers.setdefault("Strict-Transport-Security", HSTS)
         return response

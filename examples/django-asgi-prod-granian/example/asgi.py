@@ -1,0 +1,47 @@
+"""ASGI entry point: HTTP goes to Django, WebSockets to Channels consumers."""
+
+import os
+
+import django
+from django.core.handlers import asgi
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example.settings")
+
+
+class ASGIHandler(asgi.ASGIHandler):
+    """Django's handler, without a new thread for every request.
+
+    Django wraps each request in asgiref's ThreadSensitiveContext, which creates and joins a
+    thread for the request as soon as any synchronous code runs in it, and some always does
+    (signal receivers, response.close()). Without it that code runs on one shared thread per
+    worker: async views serve several times more requests, and database connections are reused
+    (CONN_MAX_AGE) instead of opened per request; the price is that the synchronous database
+    work of concurrent requests takes turns on that thread. Use django.core.asgi's
+    get_asgi_application() instead to get Django's default back.
+    """
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        await self.handle(scope, receive, send)
+
+
+# Set Django up before anything imports models or consumers.
+django.setup(set_prefix=False)
+django_application = ASGIHandler()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.urls import path  # noqa: E402
+
+from .consumers import EchoConsumer  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_application,
+        # Browsers send Origin; one not in ALLOWED_HOSTS (or none at all) is refused with 403.
+        "websocket": AllowedHostsOriginValidator(
+            URLRouter([path("ws/echo", EchoConsumer.as_asgi())])
+        ),
+    }
+)

@@ -1,0 +1,104 @@
+"""Granian, the production server of example: `python -m example.serve`.
+
+Run, this module starts Granian as
+
+    granian --interface asginl --factory example.serve:create_app
+
+with this service's defaults below, which the environment overrides: WEB_CONCURRENCY, PORT and
+HOST as on any platform, and any of Granian's own GRANIAN_* variables (`granian --help` lists
+them), e.g. GRANIAN_WORKERS_KILL_TIMEOUT. The interface is `asginl` (ASGI without lifespan):
+Django and Channels do not implement the lifespan protocol, and under `asgi` Granian would log
+an error at every start.
+
+Imported by each Granian worker, it builds the application (create_app) behind what gunicorn
+does for its apps and Granian does not: request limits (a longer request target is answered 414,
+a longer header field 431; Granian itself answers 431 to more than 100 fields), and
+X-Forwarded-For / X-Forwarded-Proto believed only from the proxies in FORWARDED_ALLOW_IPS.
+"""
+
+import os
+import sys
+
+TARGET = "example.serve:create_app"
+# Requests over these are refused before the application sees them, as gunicorn does.
+LIMIT_REQUEST_LINE = int(os.environ.get("LIMIT_REQUEST_LINE", "4094"))
+LIMIT_REQUEST_FIELD_SIZE = int(os.environ.get("LIMIT_REQUEST_FIELD_SIZE", "8190"))
+
+
+def _cores() -> int:
+    """CPUs this process may run on: a container's CPU set, not the host's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def defaults() -> dict[str, str]:
+    """Granian's settings for this service, as GRANIAN_* environment variables."""
+    return {
+        # All interfaces: inside a container that is how traffic arrives.
+        "GRANIAN_HOST": os.environ.get("HOST", "0.0.0.0"),  # noqa: S104  # nosec B104
+        "GRANIAN_PORT": os.environ.get("PORT", "8000"),
+        # Workers: one per core. Granian's HTTP handling runs outside the GIL, in Rust.
+        "GRANIAN_WORKERS": os.environ.get("WEB_CONCURRENCY") or str(_cores()),
+        "GRANIAN_BACKLOG": "2048",
+        # A worker that dies is started again (Granian's default is to stop the server).
+        "GRANIAN_RESPAWN_FAILED_WORKERS": "true",
+        # On SIGTERM workers finish requests in flight for at most this many seconds: keep it
+        # below the orchestrator's stop grace period. (Granian's default waits for ever.)
+        "GRANIAN_WORKERS_KILL_TIMEOUT": "20",
+        # Logs go to stdout/stderr for the platform to collect.
+        "GRANIAN_LOG_ACCESS_ENABLED": "true",
+    }
+
+
+def main() -> None:
+    # Refuse to start without the secret key: one line, before any worker boots.
+    if not os.environ.get("DJANGO_SECRET_KEY"):
+        sys.exit("DJANGO_SECRET_KEY is not set: set it to a long random value (see .env.example)")
+    for name, value in defaults().items():
+        os.environ.setdefault(name, value)
+    from granian.cli import cli
+
+    cli.main(["--interface", "asginl", "--factory", TARGET],
+             prog_name="granian", auto_envvar_prefix="GRANIAN")
+
+
+def create_app():
+    """The application as each worker serves it."""
+    from granian.utils.proxies import wrap_asgi_with_proxy_headers
+
+    from .asgi import application as app
+    trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+    return wrap_asgi_with_proxy_headers(limited(app), trusted_hosts=trusted)
+
+
+def limited(app):
+    """`app`, refusing requests over the limits above."""
+
+    def over_limits(scope) -> int:
+        """The status a request over the limits is refused with, 0 when within them."""
+        target = len(scope.get("raw_path") or scope["path"]) + len(scope["query_string"]) + 1
+        if LIMIT_REQUEST_LINE and target > LIMIT_REQUEST_LINE:
+            return 414
+        size = LIMIT_REQUEST_FIELD_SIZE
+        if size and any(len(name) + len(value) > size for name, value in scope["headers"]):
+            return 431
+        return 0
+
+    async def wrapped(scope, receive, send):
+        status = over_limits(scope) if scope["type"] in ("http", "websocket") else 0
+        if status and scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1009})  # message too big
+        elif status:
+            headers = [(b"content-type", b"text/plain"), (b"connection", b"close")]
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": b"request too large"})
+        else:
+            await app(scope, receive, send)
+
+    return wrapped
+
+
+if __name__ == "__main__":
+    main()

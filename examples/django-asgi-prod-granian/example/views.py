@@ -1,0 +1,45 @@
+
+"""Views, all async: under ASGI a synchronous view costs a thread hop per request."""
+
+import asyncio
+import json
+
+from django.http import HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
+from django.shortcuts import render
+
+PROJECT = "example"
+
+
+async def index(request):
+    return render(request, "index.html", {"project": PROJECT, "protocol": "ASGI"})
+
+
+async def hello(request):
+    return JsonResponse({"message": f"Hello from {PROJECT}"})
+
+
+async def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+async def events(request):
+    """`count` Server-Sent Events, one every `interval` seconds."""
+    try:
+        count = int(request.GET.get("count", 5))
+        interval = float(request.GET.get("interval", 0.5))
+    except ValueError:
+        return HttpResponseBadRequest("count must be an integer and interval a number")
+    if not (1 <= count <= 1000 and 0 <= interval <= 10):
+        return HttpResponseBadRequest("count must be 1-1000 and interval 0-10")
+
+    async def stream():
+        for tick in range(count):
+            if tick:
+                await asyncio.sleep(interval)
+            yield f"id: {tick}\nevent: tick\ndata: {json.dumps({'tick': tick})}\n\n"
+
+    response = StreamingHttpResponse(stream(), content_type="text/event-stream")
+    # proxies must pass each event on at once
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response

@@ -1,0 +1,106 @@
+"""Every route of the application, in process."""
+
+import asyncio
+
+from channels.testing import WebsocketCommunicator
+from django.test import AsyncClient, Client
+
+client = Client()
+
+
+def get(path, **headers):
+    # secure: production redirects plain HTTP; the proxy in front speaks HTTPS
+    return client.get(path, secure=True, headers=headers)
+
+
+def test_index_is_html_linking_the_stylesheet():
+    response = get("/")
+    assert response.status_code == 200
+    assert response["content-type"].startswith("text/html")
+    assert "/static/style" in response.content.decode()
+
+
+def test_stylesheet_is_served():
+    href = get("/").content.decode().split('href="')[1].split('"')[0]
+    response = get(href)
+    assert response.status_code == 200
+    assert response["content-type"].startswith("text/css")
+
+
+def test_hello_is_json():
+    response = get("/api/hello")
+    assert response.status_code == 200
+    assert response.json() == {"message": "Hello from example"}
+
+
+def test_healthz():
+    assert get("/healthz").json() == {"status": "ok"}
+
+
+def test_foreign_host_is_refused():
+    assert get("/healthz", host="evil.example").status_code == 400
+
+
+def test_plain_http_is_redirected_to_https_but_not_health_checks():
+    assert client.get("/api/hello").status_code == 301
+    assert client.get("/healthz").status_code == 200
+
+
+def test_security_headers():
+    response = get("/")
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["X-Frame-Options"] == "DENY"
+    assert "max-age=" in response["Strict-Transport-Security"]
+
+
+def test_security_middleware_is_installed_on_the_event_loop():
+    """What Django's deploy checks security.W001-W003 (silenced in settings) would check."""
+    from django.conf import settings
+    from django.middleware import clickjacking, csrf, security
+
+    from example import middleware
+
+    for ours, djangos in [
+        (middleware.SecurityMiddleware, security.SecurityMiddleware),
+        (middleware.CsrfViewMiddleware, csrf.CsrfViewMiddleware),
+        (middleware.XFrameOptionsMiddleware, clickjacking.XFrameOptionsMiddleware),
+    ]:
+        assert issubclass(ours, djangos)
+        assert f"{ours.__module__}.{ours.__name__}" in settings.MIDDLEWARE
+
+
+def test_events_stream():
+    async def read():
+        response = await AsyncClient().get("/api/events?count=3&interval=0", secure=True)
+        assert response["content-type"].startswith("text/event-stream")
+        return b"".join([chunk async for chunk in response.streaming_content]).decode()
+
+    assert asyncio.run(read()).count("event: tick") == 3
+
+
+def test_websocket_echo():
+    from example.asgi import application
+
+    async def echo():
+        headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+        communicator = WebsocketCommunicator(application, "/ws/echo", headers=headers)
+        connected, _ = await communicator.connect()
+        assert connected
+        await communicator.send_to(text_data="ping")
+        reply = await communicator.receive_from()
+        await communicator.disconnect()
+        return reply
+
+    assert asyncio.run(echo()) == "ping"
+
+
+def test_websocket_from_a_foreign_origin_is_refused():
+    from example.asgi import application
+
+    async def connect():
+        headers = [(b"origin", b"http://evil.example")]
+        communicator = WebsocketCommunicator(application, "/ws/echo", headers=headers)
+        connected, _ = await communicator.connect()
+        return connected
+
+    assert asyncio.run(connect()) is False

@@ -1,0 +1,49 @@
+"""Every route of the application, in process."""
+from django.test import Client
+
+client = Client()
+
+
+def get(path, **headers):
+    # secure: production redirects plain HTTP; the proxy in front speaks HTTPS
+    return client.get(path, secure=True, headers=headers)
+
+
+def test_index_is_html_linking_the_stylesheet():
+    response = get("/")
+    assert response.status_code == 200
+    assert response["content-type"].startswith("text/html")
+    assert "/static/style" in response.content.decode()
+
+
+def test_stylesheet_is_served():
+    href = get("/").content.decode().split('href="')[1].split('"')[0]
+    response = get(href)
+    assert response.status_code == 200
+    assert response["content-type"].startswith("text/css")
+
+
+def test_hello_is_json():
+    response = get("/api/hello")
+    assert response.status_code == 200
+    assert response.json() == {"message": "Hello from example"}
+
+
+def test_healthz():
+    assert get("/healthz").json() == {"status": "ok"}
+
+
+def test_foreign_host_is_refused():
+    assert get("/healthz", host="evil.example").status_code == 400
+
+
+def test_plain_http_is_redirected_to_https_but_not_health_checks():
+    assert client.get("/api/hello").status_code == 301
+    assert client.get("/healthz").status_code == 200
+
+
+def test_security_headers():
+    response = get("/")
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["X-Frame-Options"] == "DENY"
+    assert "max-age=" in response["Strict-Transport-Security"]

@@ -1,0 +1,109 @@
+"""The FastAPI application: HTML, JSON, a health check, a WebSocket echo and Server-Sent Events."""
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+HERE = Path(__file__).parent
+PROJECT = "example"
+# API docs are served only when asked for: they describe the whole API to anyone.
+DOCS = os.environ.get("ENABLE_DOCS", "0") == "1"
+ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1").split(",")
+
+
+
+class SecurityHeaders:
+    """Adds the headers browsers expect to every HTTP response, unless the route set them:
+    no MIME sniffing, no framing by other sites, no full URLs in Referer to other origins, and
+    HSTS over HTTPS. The scheme is https when the request came over TLS, or from a proxy in
+    FORWARDED_ALLOW_IPS that says so in X-Forwarded-Proto (the server checks that)."""
+
+    HEADERS = (
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"same-origin"),
+    )
+    HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = (*self.HEADERS, self.HSTS) if scope["scheme"] == "https" else self.HEADERS
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers += [header for header in extra if header[0] not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+app = FastAPI(
+    title=PROJECT,
+    docs_url="/docs" if DOCS else None,
+    redoc_url="/redoc" if DOCS else None,
+    openapi_url="/openapi.json" if DOCS else None,
+)
+# A request whose Host header names another site is answered 400.
+app.add_middleware(TrustedHostMiddleware, allowed_hosts=ALLOWED_HOSTS)
+app.add_middleware(SecurityHeaders)  # added last: runs first, so even a 400 carries them
+app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+templates = Jinja2Templates(directory=HERE / "templates")
+
+
+@app.get("/", response_class=HTMLResponse)
+async def index(request: Request) -> HTMLResponse:
+    return templates.TemplateResponse(request, "index.html", {"project": PROJECT})
+
+
+@app.get("/api/hello")
+async def hello() -> dict[str, str]:
+    return {"message": f"Hello from {PROJECT}"}
+
+
+@app.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.websocket("/ws/echo")
+async def echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    try:
+        while True:
+            await websocket.send_text(await websocket.receive_text())
+    except WebSocketDisconnect:
+        pass
+
+
+@app.get("/api/events")
+async def events(
+    count: Annotated[int, Query(ge=1, le=1000)] = 5,
+    interval: Annotated[float, Query(ge=0, le=10)] = 0.5,
+) -> StreamingResponse:
+    """`count` Server-Sent Events, one every `interval` seconds."""
+
+    async def stream():
+        for tick in range(count):
+            if tick:
+                await asyncio.sleep(interval)
+            yield f"id: {tick}\nevent: tick\ndata: {json.dumps({'tick': tick})}\n\n"
+
+    # no-cache and X-Accel-Buffering: proxies must pass each event on at once
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)

@@ -1,0 +1,63 @@
+"""Every route of the application, in process."""
+
+from fastapi.testclient import TestClient
+
+from example.main import app
+
+client = TestClient(app, base_url="http://localhost")
+
+
+def test_index_is_html_linking_the_stylesheet():
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "/static/style.css" in response.text
+
+
+def test_stylesheet_is_served():
+    response = client.get("/static/style.css")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/css")
+
+
+def test_hello_is_json():
+    response = client.get("/api/hello")
+    assert response.status_code == 200
+    assert response.json() == {"message": "Hello from example"}
+
+
+def test_healthz():
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_websocket_echo():
+    with client.websocket_connect("ws://localhost/ws/echo") as websocket:
+        websocket.send_text("ping")
+        assert websocket.receive_text() == "ping"
+
+
+def test_events_stream():
+    with client.stream("GET", "/api/events?count=3&interval=0") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        body = "".join(response.iter_text())
+    assert body.count("event: tick") == 3
+
+
+def test_security_headers_and_hsts_only_over_https():
+    response = client.get("/")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "same-origin"
+    assert "strict-transport-security" not in response.headers
+    secure = TestClient(app, base_url="https://localhost").get("/api/hello")
+    assert secure.headers["strict-transport-security"].startswith("max-age=31536000")
+
+
+def test_foreign_host_is_refused():
+    response = client.get("/healthz", headers={"host": "evil.example"})
+    assert response.status_code == 400
+
+
+def test_docs_are_off_in_production():
+    assert client.get("/docs").status_code == 404
+    assert client.get("/openapi.json").status_code == 404
