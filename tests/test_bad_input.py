@@ -39,8 +39,12 @@ from newstack.errors import UsageError
 from newstack.stacks import (
     FRAMEWORKS,
     PROTOCOLS,
+    SERVER_FOR_DEV,
+    SERVER_PACKAGES,
+    SERVERS,
     STACKS,
     TARGETS,
+    WORKER_CLASS_FOR_GRANIAN,
     WORKER_CLASSES,
     invalid_reason,
     worker_class_reason,
@@ -291,6 +295,7 @@ def installed_modules() -> tuple[set[str], set[str]]:
     wanted = {r for s in STACKS for r in (*s.packages, *s.prod_packages, *s.test_packages,
                                           *(r for _, extra in s.extras for r in extra))}
     wanted |= {r for w in WORKER_CLASSES for r in w.packages}
+    wanted |= {r for packages in SERVER_PACKAGES.values() for r in packages}
     todo, seen, missing, modules = [Requirement(r) for r in wanted], set(), set(), set()
     while todo:
         req = todo.pop()
@@ -360,6 +365,13 @@ BAD_OPTIONS = [
     (["--target", "dev", "--worker-class", "sync", "--defaults"], "prod target only"),
     (["--framework", "flask", "--target", "dev", "--worker-class", "gthread", "--defaults"],
      "prod target only"),
+    (["--target", "prod", "--server", "uvicorn", "--defaults"],
+     "unknown server 'uvicorn'; choose one of: gunicorn, granian"),
+    (["--target", "prod", "--server", "Granian", "--defaults"], "unknown server 'Granian'"),
+    (["--target", "prod", "--server", "", "--defaults"], "unknown server ''"),
+    (["--target", "dev", "--server", "granian", "--defaults"], SERVER_FOR_DEV),
+    (["--framework", "django", "--protocol", "asgi", "--target", "prod", "--server", "granian",
+      "--worker-class", "asgi"], WORKER_CLASS_FOR_GRANIAN),
     (["--framework", "django"], "missing --protocol, --target and no terminal to ask on"),
     (["--frame", "x"], "No such option: --frame"),
     (["--defaults=1"], "Option '--defaults' does not take a value"),
@@ -409,6 +421,10 @@ COPIER_REFUSED = [
     ({"target": "staging"}, ("target", "'staging'")),
     ({"target": "prod", "worker_class": "eventlet"}, ("worker", "'eventlet'")),
     ({"framework": "flask", "target": "dev", "worker_class": "gthread"}, "prod target only"),
+    ({"target": "prod", "server": "uvicorn"}, ("server", "'uvicorn'")),
+    ({"framework": "flask", "target": "dev", "server": "granian"}, SERVER_FOR_DEV),
+    ({"framework": "flask", "target": "prod", "server": "granian", "worker_class": "sync"},
+     WORKER_CLASS_FOR_GRANIAN),
 ]
 
 
@@ -924,9 +940,9 @@ def attempts(draw):
     name = draw(NAMES)
     given = {}
     for option, values in (("framework", FRAMEWORKS), ("protocol", PROTOCOLS),
-                           ("target", TARGETS), ("worker_class", WORKERS)):
+                           ("target", TARGETS), ("server", SERVERS), ("worker_class", WORKERS)):
         valid = st.sampled_from(values)
-        rare = option == "worker_class"  # given when it cannot apply, it is refused
+        rare = option in ("server", "worker_class")  # given when they cannot apply: refused
         given[option] = draw(st.one_of(st.none(), st.none(), *[st.none()] * rare,
                                        valid, *[valid] * (not rare), JUNK))
     defaults = draw(st.sampled_from([True, True, True, False]))

@@ -29,6 +29,16 @@ def test_create_prints_the_commands_it_wired(tmp_path):
     assert 'name = "my-app"' in (tmp_path / "my-app" / "pyproject.toml").read_text()
 
 
+def test_create_with_granian_prints_its_command_and_writes_its_launcher(tmp_path):
+    result = newstack("create", "api", "--framework", "django", "--protocol", "asgi",
+                      "--target", "prod", "--server", "granian", "--output-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "python -m api.serve  # production (Granian, asginl)" in result.stdout
+    project = tmp_path / "api"
+    assert (project / "api" / "serve.py").is_file() and not (project / "gunicorn.conf.py").exists()
+    assert "server: granian" in (project / ".copier-answers.yml").read_text()
+
+
 def test_defaults_without_a_terminal(tmp_path):
     result = newstack("create", "svc", "--defaults", "--output-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
@@ -103,17 +113,20 @@ def test_matrix_json_lists_every_valid_combination():
     result = newstack("matrix", "--json")
     include = json.loads(result.stdout)["include"]
     assert [row["id"] for row in include] == [c.id for c in COMBINATIONS]
+    assert {row["server"] for row in include} == {"", "gunicorn", "granian"}
 
 
 def test_matrix_shows_commands_and_refusals():
     result = newstack("matrix", env={"COLUMNS": "250"})
     assert "uvicorn_worker.UvicornWorker (default)" in result.stdout
     assert "gunicorn {package}.main:app -c gunicorn.conf.py" in result.stdout
+    assert "python -m {package}.serve" in result.stdout and "asginl" in result.stdout
     assert result.stdout.count("is not valid") == len(INVALID)
 
 
-def test_on_a_terminal_it_asks_offering_only_valid_choices(tmp_path):
-    """Drive the questionnaire through a pseudo-terminal, accepting each default with Enter."""
+def drive_questionnaire(tmp_path, *options: str) -> str:
+    """Run `newstack create shop OPTIONS` on a pseudo-terminal, accepting each default with
+    Enter; return what it showed."""
     import os
     import pty
     import select
@@ -123,8 +136,8 @@ def test_on_a_terminal_it_asks_offering_only_valid_choices(tmp_path):
     from .conftest import NEWSTACK
 
     pid, fd = pty.fork()
-    if pid == 0:  # the child: newstack with only the framework given
-        os.execv(sys.executable, [*NEWSTACK, "create", "shop", "--framework", "flask",
+    if pid == 0:  # the child
+        os.execv(sys.executable, [*NEWSTACK, "create", "shop", *options,
                                   "--output-dir", str(tmp_path)])
     screen = b""
     deadline = time.monotonic() + 60
@@ -142,6 +155,22 @@ def test_on_a_terminal_it_asks_offering_only_valid_choices(tmp_path):
         _, status = os.waitpid(pid, 0)
     text = screen.decode(errors="replace")
     assert os.waitstatus_to_exitcode(status) == 0, text[-2000:]
+    return text
+
+
+def test_on_a_terminal_it_asks_offering_only_valid_choices(tmp_path):
+    text = drive_questionnaire(tmp_path, "--framework", "flask")
     assert "Flask/ASGI is not valid" in text  # shown, but not selectable
     answers = (tmp_path / "shop" / ".copier-answers.yml").read_text()
     assert "protocol: wsgi" in answers and "target: dev" in answers
+    assert "Production server" not in text  # dev: no server to choose
+
+
+def test_on_a_terminal_prod_asks_for_the_server_then_gunicorn_s_worker_class(tmp_path):
+    import re
+
+    text = drive_questionnaire(tmp_path, "--framework", "fastapi", "--target", "prod")
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)  # terminal control sequences
+    assert text.index("Production server") < text.index("gunicorn worker class")
+    answers = (tmp_path / "shop" / ".copier-answers.yml").read_text()
+    assert "server: gunicorn" in answers and "worker_class: uvicorn_worker.UvicornWorker" in answers

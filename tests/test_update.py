@@ -158,6 +158,43 @@ def test_dev_to_prod_keeps_every_user_edit(versioned_template, tmp_path):
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+def test_gunicorn_to_granian_and_back_keeps_every_user_edit(versioned_template, tmp_path):
+    project = create(tmp_path, versioned_template, target="prod")
+    user_edits(project)
+
+    to_granian = newstack("update", str(project), "--data", "server=granian")
+
+    assert to_granian.returncode == 0, to_granian.stderr
+    recorded = answers(project)
+    assert recorded["server"] == "granian" and "worker_class" not in recorded
+    assert (project / "shop/serve.py").is_file() and "?? shop/serve.py" in to_granian.stdout
+    for gone in ("gunicorn.conf.py", "shop/workers.py"):
+        assert not (project / gone).exists(), gone
+    pyproject = (project / "pyproject.toml").read_text()
+    assert '"granian>=2.8"' in pyproject and "gunicorn" not in pyproject
+    assert '"python", "-m", "shop.serve"' in (project / "Dockerfile").read_text()
+    assert_user_edits_survive(project)
+    tests = own_tests(project)
+    assert tests.returncode == 0, tests.stdout[-3000:]
+    commit(project, "on granian")
+
+    back = newstack("update", str(project), "--data", "server=gunicorn")
+
+    assert back.returncode == 0, back.stderr
+    assert answers(project)["worker_class"] == "uvicorn_worker.UvicornWorker"
+    assert (project / "gunicorn.conf.py").is_file() and not (project / "shop/serve.py").exists()
+    assert_user_edits_survive(project)
+    commit(project, "on gunicorn")
+
+    # the recorded server and worker class do not stand in the way of going back to dev
+    to_dev = newstack("update", str(project), "--data", "target=dev")
+
+    assert to_dev.returncode == 0, to_dev.stderr
+    assert {"server", "worker_class"}.isdisjoint(answers(project))
+    assert not (project / "gunicorn.conf.py").exists() and not (project / "Dockerfile").exists()
+    assert_user_edits_survive(project)
+
+
 def test_plain_copier_update_works_on_a_project_newstack_created(versioned_template, tmp_path):
     project = create(tmp_path, versioned_template, "--vcs-ref", "v0.1.0")
     user_edits(project)
@@ -183,7 +220,11 @@ def status(project: Path) -> str:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--data", "framework=flask"], "an update can change only target, worker_class"),
+    (["--data", "framework=flask"], "an update can change only target, server, worker_class"),
+    (["--data", "server=granian"], "a server applies to the prod target only"),
+    (["--data", "server=uvicorn"], "unknown server 'uvicorn'; choose one of: gunicorn, granian"),
+    (["--data", "target=prod", "--data", "server=granian", "--data", "worker_class=sync"],
+     "a worker class applies to gunicorn only"),
     (["--data", "target"], "expected KEY=VALUE"),
     (["--data", "target=staging"], "unknown target 'staging'"),
     (["--data", "worker_class=sync"], "applies to the prod target only"),

@@ -111,6 +111,12 @@ def all_contexts() -> dict[str, dict[str, Any]]:
     return contexts
 
 
+# An answer given with --data where it cannot apply. Not `NAME is defined`: an update also
+# defines the answers recorded before, which the change may make moot (a worker class when
+# switching to Granian), and copier drops those by itself.
+GIVEN = "'{0}' in _copier_conf.data"
+
+
 def _if_chain(cases: dict[str, str]) -> str:
     """A Jinja expression that prints the message of the first true condition."""
     parts = [f"{'if' if i == 0 else 'elif'} {cond} %}}{msg}{{%" for i, (cond, msg) in
@@ -180,8 +186,8 @@ def config() -> dict[str, Any]:
             "choices": {
                 # Refuses `--data server=...` or `worker_class=...` for dev, as newstack create does.
                 "dev": {"value": "dev", "validator": _if_chain({
-                    "server is defined": SERVER_FOR_DEV,
-                    "worker_class is defined": WORKER_CLASS_FOR_DEV})},
+                    GIVEN.format("server"): SERVER_FOR_DEV,
+                    GIVEN.format("worker_class"): WORKER_CLASS_FOR_DEV})},
                 "prod": {"value": "prod"},
             },
             "default": TARGETS[0],
@@ -194,7 +200,7 @@ def config() -> dict[str, Any]:
                 "gunicorn (with gunicorn.conf.py)": {"value": "gunicorn"},
                 "Granian (a Rust HTTP server)": {
                     "value": "granian",
-                    "validator": _if_chain({"worker_class is defined": WORKER_CLASS_FOR_GRANIAN}),
+                    "validator": _if_chain({GIVEN.format("worker_class"): WORKER_CLASS_FOR_GRANIAN}),
                 },
             },
             "default": SERVERS[0],

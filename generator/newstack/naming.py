@@ -26,7 +26,7 @@ PATTERN = r"^[A-Za-z]([A-Za-z0-9_-]*[A-Za-z0-9])?\Z"
 INSTALLED = {
     "annotated_doc", "annotated_types", "anyio", "asgiref", "attr", "attrs", "autobahn",
     "automat", "blinker", "cbor2", "cffi", "channels", "channels_redis", "click", "constantly",
-    "cryptography", "daphne", "django", "dotenv", "fastapi", "flask", "gunicorn", "h11",
+    "cryptography", "daphne", "django", "dotenv", "fastapi", "flask", "granian", "gunicorn", "h11",
     "httpcore", "httpcore2", "httptools", "httpx", "httpx2", "hyperlink", "idna", "incremental",
     "iniconfig", "itsdangerous", "jinja2", "markupsafe", "msgpack", "openssl", "opentelemetry",
     "packaging", "pluggy", "py", "pycparser", "pydantic", "pydantic_core", "pygments", "pytest",

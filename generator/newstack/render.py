@@ -86,12 +86,12 @@ class Answers:
             check_choice("protocol", self.protocol, PROTOCOLS)
         if self.target is not None:
             check_choice("target", self.target, TARGETS)
+        if self.server is not None:
+            check_choice("server", self.server, SERVERS)
         if self.target == "dev" and self.server is not None:
             raise StackError(SERVER_FOR_DEV)
         if self.target == "dev" and self.worker_class is not None:
             raise StackError(WORKER_CLASS_FOR_DEV)
-        if self.server is not None:
-            check_choice("server", self.server, SERVERS)
         if self.server == "granian" and self.worker_class is not None:
             raise StackError(WORKER_CLASS_FOR_GRANIAN)
         if self.worker_class is not None:

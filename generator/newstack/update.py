@@ -16,7 +16,7 @@ from .errors import Interrupted, NewstackError, UsageError
 
 # The answers an update may change. framework, protocol and project_name shape the very code a
 # user has edited (another framework's files, a renamed package): a new project, not an update.
-CHANGEABLE = ("target", "worker_class")
+CHANGEABLE = ("target", "server", "worker_class")
 RESTORE = "`git reset --hard && git clean -fd` restores it"
 
 
@@ -61,8 +61,9 @@ def check_project(project: Path, data: dict[str, str]) -> dict[str, str]:
                          "(copier updates a clean working tree only; nothing was changed)")
     answers = read_answers(project)
     if data.get("target") == "dev":
-        data = {**data, "worker_class": None}  # not asked for dev
-        answers = replace(answers, worker_class=None)
+        data = {"server": None, "worker_class": None, **data}  # not asked for dev
+    if data.get("server") == "granian":
+        data = {"worker_class": None, **data}  # not asked for Granian
     replace(answers, **data).validate()
     return {k: v for k, v in data.items() if v is not None}
 
