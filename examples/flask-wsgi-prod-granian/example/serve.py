@@ -90,6 +90,8 @@ def drain_before_stopping() -> None:
     if not all(hasattr(_signals, name) for name in
                ("_get_signals", "set_loop_signals", "set_sync_signals")):
         return
+    if getattr(_signals.set_sync_signals, "drains", False):  # done already in this process
+        return
     set_loop_signals, set_sync_signals = _signals.set_loop_signals, _signals.set_sync_signals
 
     def draining(stop):
@@ -119,6 +121,7 @@ def drain_before_stopping() -> None:
             signal.signal(number, handler)
         return event
 
+    loop_signals.drains = sync_signals.drains = True
     _signals.set_loop_signals, _signals.set_sync_signals = loop_signals, sync_signals
 
 
