@@ -2,7 +2,8 @@
 test_prod.py and test_security.py share.
 
 Servers are smoke's (own session, killed by process group whatever happens), listen on
-127.0.0.1 only and run with WEB_CONCURRENCY=2. Each test process makes each configuration's
+127.0.0.1 only and run with WEB_CONCURRENCY=2. Every prod combination is here, on either server:
+gunicorn (each worker class of an ASGI stack) and Granian. Each test process makes each configuration's
 project once and keeps at most one server running: the load tests never compete with a second
 server of their own process.
 """
@@ -38,27 +39,40 @@ CONNECTIONS = 64
 THREADS = 2
 SETTLE = 6  # seconds at most that wrk waits, once it stops sending, for the answers still due
 
-# What each kind of server is started with, on top of what a platform gives (smoke.server_env).
+# What each kind of server is started with, per server, on top of what a platform gives
+# (smoke.server_env). A kind a server has no entry for is not run on it.
 KINDS = {
     # max_requests off: the load, kill and reload tests are not confounded by recycling
-    "steady": {"GUNICORN_MAX_REQUESTS": "0"},
+    # (Granian recycles nothing unless told to: GRANIAN_WORKERS_LIFETIME / _MAX_RSS are off)
+    "steady": {"gunicorn": {"GUNICORN_MAX_REQUESTS": "0"}, "granian": {}},
     # each worker recycled every 100-300 requests: several times in a few seconds of load, the
-    # two workers out of step (even when booting takes seconds on a busy machine)
-    "recycling": {"GUNICORN_MAX_REQUESTS": "100", "GUNICORN_MAX_REQUESTS_JITTER": "200"},
+    # two workers out of step (even when booting takes seconds on a busy machine). Granian has
+    # no count of requests to recycle by; see test_prod.test_max_requests_recycling_fails_no_request.
+    "recycling": {"gunicorn": {"GUNICORN_MAX_REQUESTS": "100",
+                               "GUNICORN_MAX_REQUESTS_JITTER": "200"}},
 }
+# How each server logs a worker it starts (gunicorn: "Booting worker with pid: 123"; Granian:
+# "Spawning worker-1 with PID: 123").
+BOOTED = {"gunicorn": "Booting worker with pid", "granian": "Spawning worker-"}
 
 
 @dataclass(frozen=True)
 class ProdConfig:
-    """A prod combination with one of its worker classes."""
+    """A prod combination: on gunicorn with one of its worker classes, on Granian (worker None)."""
 
     combination: Combination
-    worker: WorkerClass
+    worker: WorkerClass | None
 
     @property
     def id(self) -> str:
+        if self.worker is None:  # Granian: fastapi-asgi-prod-granian
+            return self.combination.id
         short = self.worker.name.split(".")[0].removesuffix("_worker")  # uvicorn, asgi, gthread
         return f"{self.combination.id}-{short}"
+
+    @property
+    def server(self) -> str:
+        return self.combination.server or "gunicorn"
 
     @property
     def asgi(self) -> bool:
@@ -69,12 +83,21 @@ class ProdConfig:
         return self.combination.framework
 
 
-# Every prod combination; ASGI ones with each worker class they offer, WSGI ones with the default.
+def worker_choices(combination: Combination) -> tuple[WorkerClass | None, ...]:
+    """gunicorn: an ASGI stack's every worker class, a WSGI one's default; Granian: none."""
+    if combination.server == "granian":
+        return (None,)
+    classes = combination.stack.worker_classes
+    return classes if combination.protocol == "asgi" else classes[:1]
+
+
+# Every prod combination, on gunicorn (ASGI ones with each worker class they offer, WSGI ones
+# with the default) and on Granian.
 PROD_CONFIGS = [
     ProdConfig(c, w)
     for c in COMBINATIONS
     if c.target == "prod"
-    for w in (c.stack.worker_classes if c.protocol == "asgi" else c.stack.worker_classes[:1])
+    for w in worker_choices(c)
 ]
 
 
@@ -89,8 +112,7 @@ def record(request: pytest.FixtureRequest, config: ProdConfig, **figures) -> Non
 
 
 def make_project(config: ProdConfig, dest: Path) -> Path:
-    answers = render.Answers.complete("shop", config.framework, config.combination.protocol,
-                                      "prod", config.worker.name, fill_defaults=True)
+    answers = render.Answers.of("shop", config.combination, config.worker and config.worker.name)
     return render.generate(answers, dest)
 
 
@@ -105,12 +127,12 @@ class Running:
         self.base_url = f"http://{smoke.HOST}:{self.port}"
         env = smoke.server_env(project, BIN, config.combination, self.port)
         command_env, argv = smoke.split_command(smoke.readme_commands(project)["prod-command"])
-        self.env = {**env, **command_env, **KINDS[kind]}
+        self.env = {**env, **command_env, **KINDS[kind][config.server]}
         self.settings = smoke.server_settings(project, BIN, self.env)
         self.server = smoke.Server(argv, project, self.env, log)
         try:
             self.server.wait_ready(f"{self.base_url}/healthz", smoke.PROXY_HEADERS)
-            self.wait_workers(self.settings["workers"])
+            self.wait_listening(self.wait_workers(self.settings["workers"]))
         except BaseException:
             self.server.kill()
             raise
@@ -126,8 +148,8 @@ class Running:
         return self.server.log.read_text(errors="replace")
 
     def boots(self) -> int:
-        """Workers gunicorn has started so far."""
-        return self.log_text().count("Booting worker with pid")
+        """Workers the server has started so far."""
+        return self.log_text().count(BOOTED[self.config.server])
 
     def workers(self) -> list[int]:
         try:
@@ -147,6 +169,25 @@ class Running:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{len(workers)} workers ({workers}) after {timeout:.0f} s, "
                                      f"expected {count} new ones: {self.server.log_tail()}")
+            time.sleep(0.05)
+
+    def wait_listening(self, workers: list[int], timeout: float = 30) -> None:
+        """Wait until every worker listens on the port. gunicorn's inherit the master's socket;
+        Granian's (on Linux) each open their own (SO_REUSEPORT) once the application is
+        imported: a load started before would all go to the first worker up."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                listening = [pid for pid in workers if any(
+                    c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == self.port
+                    for c in psutil.Process(pid).net_connections(kind="tcp"))]
+            except psutil.Error:
+                listening = []
+            if len(listening) == len(workers):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(listening)} of the workers {workers} listen after "
+                                     f"{timeout:.0f} s: {self.server.log_tail()}")
             time.sleep(0.05)
 
     def held(self, pid: int) -> int:
@@ -266,7 +307,9 @@ def load(running: Running, seconds: int,
         deadline = int(time.time()) + 1 + seconds  # load.lua's clock counts whole seconds
         argv = [wrk_path(), "-t", str(THREADS), "-c", str(CONNECTIONS),
                 "-d", f"{deadline - int(time.time()) + settle}s", "-s", str(LOAD_SCRIPT),
-                "-H", "X-Forwarded-Proto: https", running.base_url, "--", str(deadline)]
+                *(arg for name, value in smoke.PROXY_HEADERS.items()
+                  for arg in ("-H", f"{name}: {value}")),
+                running.base_url, "--", str(deadline)]
         start = time.monotonic()
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         lines: list[str] = []
@@ -335,7 +378,7 @@ def kill_worker(running: Running, into: dict) -> None:
     watch.start()
 
 
-HEALTHZ = (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-Proto: https\r\n"
+HEALTHZ = (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + smoke.PROXY_LINES +
            b"Connection: close\r\n\r\n")
 
 

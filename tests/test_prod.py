@@ -1,5 +1,6 @@
-"""A `prod` target is what you deploy: every prod stack (each ASGI worker class too) holds load,
-survives a killed worker, a reload, recycling and a stop, and refuses oversized requests.
+"""A `prod` target is what you deploy: every prod stack, on gunicorn (each ASGI worker class too)
+and on Granian, holds load, survives a killed worker, a reload, recycling and a stop, and refuses
+oversized requests.
 
 Load is wrk at 64 connections (tests/load.lua), on 127.0.0.1, with WEB_CONCURRENCY=2. Figures
 are printed at the end of the run ("prod stacks") and written to prod-figures.json.
@@ -17,7 +18,7 @@ import pytest
 
 from newstack import smoke
 
-from .prod import load, kill_worker, params, record, status_of
+from .prod import PROD_CONFIGS, kill_worker, load, params, record, status_of
 
 LOAD_SECONDS = 10
 
@@ -31,6 +32,19 @@ def test_load_is_served_without_an_error(servers, config, request):
            socket_errors=result.socket_errors)
     assert result.answered > 0
     assert (result.non2xx, result.lost, result.socket_errors) == (0, 0, 0), result
+
+
+# Requests a killed worker may fail, per connection it held. gunicorn's workers share the master's
+# listening socket: only the request on each connection the worker had accepted is lost.
+# Granian's workers (on Linux) each listen on a socket of their own (SO_REUSEPORT). As the killed
+# worker's process is torn down, its connections are reset before its listening socket is closed;
+# a client reconnecting in between may be queued on the dying socket (one chance in two with two
+# workers) and is reset with it. So each connection it held may fail a second request, and no
+# third: by then the socket is gone. Measured here, 20 kills of a Granian worker on a busy 2-core
+# machine: held + 0 to 0.52 x held failed. With the kernel's net.ipv4.tcp_migrate_req=1 (off by
+# default), which hands the connections queued on a closed socket to another worker: held in 7
+# kills out of 8, held + 1 once.
+REQUEUED = {"gunicorn": 1, "granian": 2}
 
 
 @pytest.mark.server("steady")
@@ -47,11 +61,20 @@ def test_a_killed_worker_is_replaced_and_fails_only_requests_on_its_connections(
            kill_answered_again=watch.answered_again and round(watch.answered_again, 2),
            kill_replaced=watch.replaced and round(watch.replaced, 2))
     assert result.non2xx == 0, result
-    assert result.failed <= seen["held"], (result, f"the killed worker held {seen['held']}")
+    assert result.failed <= seen["held"] * REQUEUED[config.server], (
+        result, f"the killed worker held {seen['held']}")
     assert watch.answered_again is not None and watch.answered_again <= 2, watch.attempts
     assert watch.replaced is not None, f"not replaced: {running.server.log_tail()}"
     time.sleep(1)  # a replacement that crashes at boot would be gone by now
     assert watch.replacement in running.wait_workers(running.settings["workers"])
+
+
+RELOAD_AT = 1.5
+# Seconds of load around a reload, which must be over before the load ends. gunicorn starts the
+# new workers and stops the old ones at once: done within a second or two. Granian replaces them
+# one at a time: it starts a new worker, gives it GRANIAN_RESPAWN_INTERVAL (3.5 s) to boot, then
+# stops the old one, which drains for serve.py's LINGER (2 s): about 11 s for two workers.
+RELOAD_LOAD = {"gunicorn": 5, "granian": 14}
 
 
 @pytest.mark.server("steady")
@@ -59,12 +82,20 @@ def test_a_killed_worker_is_replaced_and_fails_only_requests_on_its_connections(
 def test_a_reload_with_sighup_fails_no_request(servers, config, request):
     running = servers.get(config)
     before = set(running.workers())
-    result = load(running, 5, events=[(1.5, lambda: running.master.send_signal(signal.SIGHUP))])
+    seconds = RELOAD_LOAD[config.server]
+    left = {}
+    result = load(running, seconds, events=[
+        (RELOAD_AT, lambda: running.master.send_signal(signal.SIGHUP)),
+        # still sending: load.lua stops at a whole second, `seconds` to `seconds` + 1 from now
+        (seconds, lambda: left.update(old=before & set(running.workers()))),
+    ])
     after = running.wait_workers(running.settings["workers"], exclude=before)
     record(request, config, reload_served=result.answered, reload_failed=result.failed,
            reload_replaced=len(after))
     assert result.answered > 0
     assert (result.non2xx, result.lost) == (0, 0), result
+    assert not left["old"], (f"old workers {left['old']} still ran when the load ended: the "
+                             f"reload was not under load; {running.server.log_tail(6)}")
 
 
 OVERSIZED = {
@@ -82,10 +113,12 @@ REFUSED_WITH = {"request line of 16 KB": 414, "200 header fields": 431,
 def test_oversized_requests_are_refused_before_the_application(servers, config, request):
     """gunicorn's limits (limit_request_line 4094, limit_request_fields 100,
     limit_request_field_size 8190) hold with every worker class: uvicorn ignores them, the
-    project's worker subclass enforces them. Rejected, not served, means answered 414 or 431 by
-    the server itself: the application never sees the request (it would answer 200)."""
+    project's worker subclass enforces them. Under Granian the same limits hold: serve.py's
+    wrapper answers a long target 414 and a long field 431, Granian itself more than 100 fields
+    431. Rejected, not served, means answered 414 or 431 before the application sees the
+    request (it would answer 200)."""
     running = servers.get(config)
-    common = b"Host: 127.0.0.1\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n"
+    common = b"Host: 127.0.0.1\r\n" + smoke.PROXY_LINES + b"Connection: close\r\n"
     statuses = {name: status_of(running.port, line + common + headers + b"\r\n")
                 for name, (line, headers) in OVERSIZED.items()}
     normal = status_of(running.port, b"GET /api/hello HTTP/1.1\r\n" + common + b"\r\n")
@@ -149,8 +182,8 @@ def test_sigterm_lets_slow_requests_finish_then_exits_within_graceful_timeout(
         thread = threading.Thread(target=target, args=(*args, started, outcome))
         slow[name] = (thread, started, outcome, completed)
 
-    pieces = [b"GET /api/hello HTTP/1.1\r\n", b"Host: 127.0.0.1\r\n",
-              b"X-Forwarded-Proto: https\r\n", b"\r\n"]
+    pieces = [b"GET /api/hello HTTP/1.1\r\n", b"Host: 127.0.0.1\r\n", smoke.PROXY_LINES,
+              b"\r\n"]
     add("request trickled in over 1.2 s",
         lambda o: o.get("status") == "HTTP/1.1 200 OK" and b"Hello from shop" in o["body"],
         trickle, running.port, pieces, 0.4)
@@ -161,7 +194,7 @@ def test_sigterm_lets_slow_requests_finish_then_exits_within_graceful_timeout(
         thread.start()
         assert started.wait(10)
     sent = time.monotonic()
-    stopped = running.stop()  # SIGTERM to gunicorn's master, as an orchestrator sends it
+    stopped = running.stop()  # SIGTERM to the main process, as an orchestrator sends it
     exited = time.monotonic() - sent
     for thread, _, _, _ in slow.values():
         thread.join(15)
@@ -172,8 +205,14 @@ def test_sigterm_lets_slow_requests_finish_then_exits_within_graceful_timeout(
     assert completed == list(slow), {name: outcome for name, (_, _, outcome, _) in slow.items()}
 
 
+# gunicorn only. Granian has no max_requests: it replaces workers by age or memory
+# (GRANIAN_WORKERS_LIFETIME, at least 60 s, and GRANIAN_WORKERS_MAX_RSS), both off in a generated
+# project (README: "off by default"), so there is no recycling to hold. When turned on, both
+# replace workers through the same code as a SIGHUP reload (granian.server.common
+# `_respawn_workers`: a new worker first, then the old one stopped), which
+# test_a_reload_with_sighup_fails_no_request runs under load; a lifetime test would need over 60 s.
 @pytest.mark.server("recycling")
-@pytest.mark.parametrize("config", params())
+@pytest.mark.parametrize("config", params([c for c in PROD_CONFIGS if c.server == "gunicorn"]))
 def test_max_requests_recycling_fails_no_request(servers, config, request):
     running = servers.get(config, "recycling")
     booted = running.boots()

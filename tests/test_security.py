@@ -24,8 +24,9 @@ from .conftest import run
 from .prod import BIN, PROD_CONFIGS, params, record
 
 DEV_IDS = [c.id for c in COMBINATIONS if c.target == "dev"]
-# Every project newstack can generate: each dev combination, each prod one with each worker
-# class it offers (the WSGI ones' `sync` differs from `gthread` in gunicorn.conf.py only).
+# Every project newstack can generate: each dev combination, each prod one on Granian and on
+# gunicorn with each worker class it offers (the WSGI ones' `sync` differs from `gthread` in
+# gunicorn.conf.py only).
 PROJECTS = [pytest.param(("dev", cid), id=cid) for cid in DEV_IDS] + [
     pytest.param(("prod", c), id=c.id) for c in PROD_CONFIGS
 ]
@@ -182,8 +183,9 @@ def test_django_check_deploy_passes_with_only_the_documented_environment(servers
     assert debug(DJANGO_DEBUG="1") == "True"  # only when asked for
 
 
-def test_flask_secret_key_comes_from_the_environment(servers):
-    [config] = [c for c in PROD_CONFIGS if c.framework == "flask"]
+@pytest.mark.parametrize("config", [pytest.param(c, id=c.id) for c in PROD_CONFIGS
+                                    if c.framework == "flask"])
+def test_flask_secret_key_comes_from_the_environment(servers, config):
     project = servers.project(config)
     code = "from shop import create_app; print(create_app().secret_key)"
     env = {**documented_environment(project), "FLASK_SECRET_KEY": "from-the-env-" + "x" * 30}

@@ -12,17 +12,22 @@ an error at every start.
 
 Imported by each Granian worker, it builds the application (create_app) behind what gunicorn
 does for its apps and Granian does not: request limits (a longer request target is answered 414,
-a longer header field 431; Granian itself answers 431 to more than 100 fields), and
-X-Forwarded-For / X-Forwarded-Proto believed only from the proxies in FORWARDED_ALLOW_IPS.
+a longer header field 431; Granian itself answers 431 to more than 100 fields),
+X-Forwarded-For / X-Forwarded-Proto believed only from the proxies in FORWARDED_ALLOW_IPS, and a
+stop that drops no request (see drain_before_stopping).
 """
 
 import os
+import signal
 import sys
+import threading
 
 TARGET = "example.serve:create_app"
 # Requests over these are refused before the application sees them, as gunicorn does.
 LIMIT_REQUEST_LINE = int(os.environ.get("LIMIT_REQUEST_LINE", "4094"))
 LIMIT_REQUEST_FIELD_SIZE = int(os.environ.get("LIMIT_REQUEST_FIELD_SIZE", "8190"))
+LINGER = 2.0  # seconds a stopping worker keeps answering, with "Connection: close"
+STOPPING = threading.Event()  # set in a worker told to stop
 
 
 def _cores() -> int:
@@ -64,8 +69,64 @@ def main() -> None:
              prog_name="granian", auto_envvar_prefix="GRANIAN")
 
 
+def drain_before_stopping() -> None:
+    """Make this worker drain before Granian's graceful stop (SIGTERM, SIGINT; a SIGHUP reload
+    and a replaced worker are stopped so too).
+
+    Told to stop, a Granian worker closes every idle kept-alive connection at once, although its
+    client may already be sending the next request on it: that request is lost (a reset). Here
+    the worker first goes on serving for LINGER seconds, every response with "Connection: close"
+    (RFC 9112, section 9.6), so that clients move to other connections; Granian's own graceful
+    stop follows, which lets requests still running finish for GRANIAN_WORKERS_KILL_TIMEOUT.
+
+    This replaces the signal handlers Granian's worker installs (granian._signals); without that
+    module the worker stops as Granian's own does.
+    """
+    try:
+        from granian import _signals
+    except ImportError:
+        return
+    if not all(hasattr(_signals, name) for name in
+               ("_get_signals", "set_loop_signals", "set_sync_signals")):
+        return
+    if getattr(_signals.set_sync_signals, "drains", False):  # done already in this process
+        return
+    set_loop_signals, set_sync_signals = _signals.set_loop_signals, _signals.set_sync_signals
+
+    def draining(stop):
+        def handler(*_):
+            if not STOPPING.is_set():  # a second signal changes nothing
+                STOPPING.set()
+                timer = threading.Timer(LINGER, stop)
+                timer.daemon = True
+                timer.start()
+
+        return handler
+
+    def loop_signals(loop):  # ASGI workers: the handlers run on the event loop
+        event = set_loop_signals(loop)
+        handler = draining(event.set)
+        for number in _signals._get_signals():
+            try:
+                loop.add_signal_handler(number, handler)
+            except NotImplementedError:  # Windows
+                signal.signal(number, handler)
+        return event
+
+    def sync_signals():  # WSGI workers
+        event = set_sync_signals()
+        handler = draining(event.set)
+        for number in _signals._get_signals():
+            signal.signal(number, handler)
+        return event
+
+    loop_signals.drains = sync_signals.drains = True
+    _signals.set_loop_signals, _signals.set_sync_signals = loop_signals, sync_signals
+
+
 def create_app():
     """The application as each worker serves it."""
+    drain_before_stopping()
     from granian.utils.proxies import wrap_asgi_with_proxy_headers
 
     from .asgi import application as app
@@ -74,7 +135,8 @@ def create_app():
 
 
 def limited(app):
-    """`app`, refusing requests over the limits above."""
+    """`app`, refusing requests over the limits above, and closing connections after each
+    response once the worker drains."""
 
     def over_limits(scope) -> int:
         """The status a request over the limits is refused with, 0 when within them."""
@@ -94,6 +156,16 @@ def limited(app):
             headers = [(b"content-type", b"text/plain"), (b"connection", b"close")]
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": b"request too large"})
+        elif scope["type"] == "http":
+
+            async def respond(message):
+                if message["type"] == "http.response.start" and STOPPING.is_set():
+                    # see drain_before_stopping
+                    headers = [*message.get("headers", ()), (b"connection", b"close")]
+                    message = {**message, "headers": headers}
+                await send(message)
+
+            await app(scope, receive, respond)
         else:
             await app(scope, receive, send)
 

@@ -10,17 +10,22 @@ them), e.g. GRANIAN_WORKERS_KILL_TIMEOUT.
 
 Imported by each Granian worker, it builds the application (create_app) behind what gunicorn
 does for its apps and Granian does not: request limits (a longer request target is answered 414,
-a longer header field 431; Granian itself answers 431 to more than 100 fields), and
-X-Forwarded-For / X-Forwarded-Proto believed only from the proxies in FORWARDED_ALLOW_IPS.
+a longer header field 431; Granian itself answers 431 to more than 100 fields),
+X-Forwarded-For / X-Forwarded-Proto believed only from the proxies in FORWARDED_ALLOW_IPS, and a
+stop that drops no request (see drain_before_stopping).
 """
 
 import os
+import signal
 import sys
+import threading
 
 TARGET = "example.serve:create_app"
 # Requests over these are refused before the application sees them, as gunicorn does.
 LIMIT_REQUEST_LINE = int(os.environ.get("LIMIT_REQUEST_LINE", "4094"))
 LIMIT_REQUEST_FIELD_SIZE = int(os.environ.get("LIMIT_REQUEST_FIELD_SIZE", "8190"))
+LINGER = 2.0  # seconds a stopping worker keeps answering, with "Connection: close"
+STOPPING = threading.Event()  # set in a worker told to stop
 
 
 def _cores() -> int:
@@ -65,8 +70,64 @@ def main() -> None:
              prog_name="granian", auto_envvar_prefix="GRANIAN")
 
 
+def drain_before_stopping() -> None:
+    """Make this worker drain before Granian's graceful stop (SIGTERM, SIGINT; a SIGHUP reload
+    and a replaced worker are stopped so too).
+
+    Told to stop, a Granian worker closes every idle kept-alive connection at once, although its
+    client may already be sending the next request on it: that request is lost (a reset). Here
+    the worker first goes on serving for LINGER seconds, every response with "Connection: close"
+    (RFC 9112, section 9.6), so that clients move to other connections; Granian's own graceful
+    stop follows, which lets requests still running finish for GRANIAN_WORKERS_KILL_TIMEOUT.
+
+    This replaces the signal handlers Granian's worker installs (granian._signals); without that
+    module the worker stops as Granian's own does.
+    """
+    try:
+        from granian import _signals
+    except ImportError:
+        return
+    if not all(hasattr(_signals, name) for name in
+               ("_get_signals", "set_loop_signals", "set_sync_signals")):
+        return
+    if getattr(_signals.set_sync_signals, "drains", False):  # done already in this process
+        return
+    set_loop_signals, set_sync_signals = _signals.set_loop_signals, _signals.set_sync_signals
+
+    def draining(stop):
+        def handler(*_):
+            if not STOPPING.is_set():  # a second signal changes nothing
+                STOPPING.set()
+                timer = threading.Timer(LINGER, stop)
+                timer.daemon = True
+                timer.start()
+
+        return handler
+
+    def loop_signals(loop):  # ASGI workers: the handlers run on the event loop
+        event = set_loop_signals(loop)
+        handler = draining(event.set)
+        for number in _signals._get_signals():
+            try:
+                loop.add_signal_handler(number, handler)
+            except NotImplementedError:  # Windows
+                signal.signal(number, handler)
+        return event
+
+    def sync_signals():  # WSGI workers
+        event = set_sync_signals()
+        handler = draining(event.set)
+        for number in _signals._get_signals():
+            signal.signal(number, handler)
+        return event
+
+    loop_signals.drains = sync_signals.drains = True
+    _signals.set_loop_signals, _signals.set_sync_signals = loop_signals, sync_signals
+
+
 def create_app():
     """The application as each worker serves it."""
+    drain_before_stopping()
     from granian.utils.proxies import wrap_wsgi_with_proxy_headers
 
     from . import create_app as flask_app
@@ -77,7 +138,8 @@ def create_app():
 
 
 def limited(app):
-    """`app`, refusing requests over the limits above."""
+    """`app`, refusing requests over the limits above, and closing connections after each
+    response once the worker drains."""
 
     def refuse(status, start_response):
         reason = {414: "URI Too Long", 431: "Request Header Fields Too Large"}[status]
@@ -93,7 +155,13 @@ def limited(app):
             for name, value in environ.items():
                 if name.startswith("HTTP_") and len(name) + len(value) > LIMIT_REQUEST_FIELD_SIZE:
                     return refuse(431, start_response)
-        return app(environ, start_response)
+
+        def respond(status, headers, exc_info=None):
+            if STOPPING.is_set():  # see drain_before_stopping
+                headers = [*headers, ("Connection", "close")]
+            return start_response(status, headers, exc_info)
+
+        return app(environ, respond)
 
     return wrapped
 
