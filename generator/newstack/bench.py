@@ -1,15 +1,20 @@
-"""Measure the prod stacks: each generated project started with its own prod command and
-gunicorn.conf.py, warmed up, then loaded with wrk. Variants (worker count, worker class,
-threads) and the peers' prod commands run the same way, in the same run, for ratios.
+"""Measure the prod stacks: each generated project started with its own prod command (gunicorn
+and gunicorn.conf.py, or Granian through PKG/serve.py), warmed up, then loaded with wrk.
+Variants (worker count, worker class, threads, event loop) and the peers' prod commands run the
+same way, in the same run, for ratios.
 
 The load generator shares the machine with the server: figures are for comparing stacks and
-variants measured in one run, not absolute capacities.
+variants measured in one run, not absolute capacities. Order matters on a shared machine, so
+every project is generated before the first measurement, each stack's variants run in a
+shuffled order, and its generated default runs twice, first and last: the default's figure is
+the mean of the two, and their spread shows the noise.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -17,13 +22,14 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from statistics import mean
 from typing import Callable
 
 import psutil
 
 from . import smoke
 from .errors import NewstackError
-from .stacks import COMBINATIONS, Combination
+from .stacks import COMBINATIONS, SERVERS, Combination
 
 # The seed's "Decision Matrix - Performance is Important!", requests/s and memory as claimed.
 SEED_CLAIMS = {
@@ -32,6 +38,11 @@ SEED_CLAIMS = {
     "flask-wsgi": (5_000, "High"),
     "django-wsgi": (3_000, "High"),
 }
+
+# Seconds of load before each measurement: imports, caches, connections.
+WARM_UP = 1
+# serve.py's GRANIAN_BACKLOG: Granian's own default for blocking threads is half of backlog/workers.
+GRANIAN_BACKLOG = 2048
 
 
 @dataclass(frozen=True)
@@ -44,19 +55,25 @@ class Variant:
     extra_args: tuple[str, ...] = ()  # appended to the prod command (gunicorn: CLI beats file)
     packages: tuple[str, ...] = ()  # imports the variant needs, checked before it runs
 
+    @property
+    def peer(self) -> bool:
+        return self.name.startswith("peer:")
+
 
 DEFAULT = Variant("default (generated)")
 
 
 def variants(combination: Combination, cores: int) -> list[Variant]:
-    """The generated default, then the alternatives tried against it."""
+    """The alternatives tried against the generated default (which is not in the list).
+
+    Not measured: gunicorn without max_requests recycling. The generated max_requests is
+    100,000 (+ up to 10,000 jitter) per worker: no worker recycles within a run of a few
+    seconds, so "recycling off" runs exactly the default's configuration."""
+    if combination.server == "granian":
+        return granian_variants(combination, cores)
     app = combination.stack.app.replace("{package}", "bench")
     # A peer's gunicorn gets `-c /dev/null`: it would otherwise load ./gunicorn.conf.py.
-    found = [
-        DEFAULT,
-        Variant("1 worker", env={"WEB_CONCURRENCY": "1"}),
-        Variant("no max_requests recycling", env={"GUNICORN_MAX_REQUESTS": "0"}),
-    ]
+    found = [Variant("1 worker", env={"WEB_CONCURRENCY": "1"})]
     if combination.protocol == "asgi":
         found += [
             Variant("2 x cores + 1 workers", env={"WEB_CONCURRENCY": str(2 * cores + 1)}),
@@ -84,10 +101,47 @@ def variants(combination: Combination, cores: int) -> list[Variant]:
     return found
 
 
+def granian_variants(combination: Combination, cores: int) -> list[Variant]:
+    found = [
+        Variant("1 worker", env={"WEB_CONCURRENCY": "1"}),
+        Variant("2 x cores + 1 workers", env={"WEB_CONCURRENCY": str(2 * cores + 1)}),
+    ]
+    if combination.protocol == "wsgi":
+        # Granian's own default when GRANIAN_BLOCKING_THREADS is not given: backpressure
+        # (backlog / workers) / 2. Setting the variable to that value is the same thing.
+        own = max(1, GRANIAN_BACKLOG // cores // 2)
+        found += [
+            Variant("1 blocking thread", env={"GRANIAN_BLOCKING_THREADS": "1"}),
+            Variant("16 blocking threads", env={"GRANIAN_BLOCKING_THREADS": "16"}),
+            Variant(f"Granian's own: {own} blocking threads",
+                    env={"GRANIAN_BLOCKING_THREADS": str(own)}),
+        ]
+    else:
+        # Granian's defaults are one runtime (I/O) thread per worker and --loop auto: rloop if
+        # installed, else uvloop (which uvicorn[standard] installs), else asyncio.
+        found += [
+            Variant("asyncio loop", env={"GRANIAN_LOOP": "asyncio"}),
+            Variant("2 runtime threads", env={"GRANIAN_RUNTIME_THREADS": "2"}),
+        ]
+    return found
+
+
+def plan(combination: Combination, cores: int, tune: bool, rng: random.Random) -> list[Variant]:
+    """The order one stack's measurements run in: the default first and last, the
+    alternatives shuffled between."""
+    if not tune:
+        return [DEFAULT]
+    others = variants(combination, cores)
+    rng.shuffle(others)
+    return [DEFAULT, *others, DEFAULT]
+
+
 @dataclass
 class Measurement:
     combination: str
     variant: str
+    server: str = ""
+    order: int = 0  # its place in its stack's series (1 = first)
     requests_per_s: float = 0.0
     p50_ms: float = 0.0
     p99_ms: float = 0.0
@@ -98,6 +152,101 @@ class Measurement:
     memory_total_mb: float = 0.0
     memory_kind: str = "PSS"
     failure: str = ""
+
+    @property
+    def stack(self) -> str:
+        """fastapi-asgi for fastapi-asgi-prod and fastapi-asgi-prod-granian"""
+        return self.combination.split("-prod")[0]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failure
+
+
+@dataclass
+class Run:
+    """A bench run: its measurements in the order they were taken, and how it was taken."""
+
+    results: list[Measurement]
+    seconds: float  # of load per measurement, after WARM_UP
+    connections: int
+    cores: int
+    seed: int  # of the shuffled order (`--seed` repeats it)
+    load_average: tuple[float, float, float]  # when the run began
+    elapsed: float = 0.0  # seconds, generation of the projects included
+
+    def of(self, combination: str) -> list[Measurement]:
+        return [r for r in self.results if r.combination == combination and r.ok]
+
+    def combinations(self) -> list[str]:
+        return list(dict.fromkeys(r.combination for r in self.results))
+
+    def default(self, combination: str) -> Measurement | None:
+        """The generated default: the mean of its runs (first and last of its stack)."""
+        runs = [r for r in self.of(combination) if r.variant == DEFAULT.name]
+        if not runs:
+            return None
+        summary = Measurement(combination, DEFAULT.name, runs[0].server,
+                              memory_kind=runs[0].memory_kind)
+        for name in ("requests_per_s", "p50_ms", "p99_ms", "memory_per_worker_mb",
+                     "memory_total_mb"):
+            setattr(summary, name, mean(getattr(r, name) for r in runs))
+        summary.requests = sum(r.requests for r in runs)
+        summary.errors = sum(r.errors for r in runs)
+        summary.workers = runs[0].workers
+        return summary
+
+    def default_runs(self, combination: str) -> list[float]:
+        return [r.requests_per_s for r in self.of(combination) if r.variant == DEFAULT.name]
+
+    def best(self, combination: str) -> Measurement | None:
+        """The fastest configuration measured for a stack on its server, peers' included;
+        a configuration that answered with errors does not count."""
+        clean = [r for r in self.of(combination) if not r.errors]
+        return max(clean, key=lambda r: r.requests_per_s, default=None)
+
+    def summary(self) -> dict:
+        """The figures BENCHMARKS.md quotes: each default against the best configuration of
+        its stack, Granian against gunicorn per stack, peers, Django ASGI against WSGI."""
+        defaults = {}
+        for cid in self.combinations():
+            default, best = self.default(cid), self.best(cid)
+            if default is None or best is None:
+                continue
+            defaults[cid] = {
+                "default_requests_per_s": round(default.requests_per_s),
+                "default_runs_requests_per_s": [round(x) for x in self.default_runs(cid)],
+                "best_variant": best.variant,
+                "best_requests_per_s": round(best.requests_per_s),
+                "default_to_best": round(default.requests_per_s / best.requests_per_s, 2),
+            }
+        servers = {}
+        for stack in dict.fromkeys(r.stack for r in self.results):
+            gunicorn, granian = self.default(f"{stack}-prod"), self.default(f"{stack}-prod-granian")
+            if gunicorn is None or granian is None:
+                continue
+            servers[stack] = {
+                name: round(getattr(granian, name) / getattr(gunicorn, name), 2)
+                for name in ("requests_per_s", "p99_ms", "memory_per_worker_mb", "memory_total_mb")
+                if getattr(gunicorn, name)
+            }
+        peers = {}
+        for r in self.results:
+            default = self.default(r.combination)
+            if r.ok and r.variant.startswith("peer:") and default is not None:
+                peers[f"{r.combination}: {r.variant}"] = {
+                    "requests_per_s": round(r.requests_per_s), "errors": r.errors,
+                    "p99_ms": round(r.p99_ms, 1),
+                    "ours_to_theirs": round(default.requests_per_s / r.requests_per_s, 2)}
+        django = {}
+        for server in SERVERS:
+            suffix = "" if server == SERVERS[0] else f"-{server}"
+            asgi = self.default(f"django-asgi-prod{suffix}")
+            wsgi = self.default(f"django-wsgi-prod{suffix}")
+            if asgi and wsgi:
+                django[server] = round(asgi.requests_per_s / wsgi.requests_per_s, 2)
+        return {"defaults": defaults, "granian_to_gunicorn": servers, "peers": peers,
+                "django_asgi_to_wsgi": django}
 
 
 def cpu_count() -> int:
@@ -161,8 +310,8 @@ def memory(server: smoke.Server) -> tuple[int, float, float, str]:
 
 
 def measure(project: Path, combination: Combination, variant: Variant, seconds: float,
-            connections: int, logs: Path) -> Measurement:
-    result = Measurement(combination.id, variant.name)
+            connections: int, logs: Path, order: int = 0) -> Measurement:
+    result = Measurement(combination.id, variant.name, combination.server or "", order)
     missing = [p for p in variant.packages if not _importable(p)]
     if missing:
         result.failure = f"needs {', '.join(missing)} (pip install 'newstack[bench]')"
@@ -171,8 +320,13 @@ def measure(project: Path, combination: Combination, variant: Variant, seconds: 
     port = smoke.free_port()
     bin_dir = Path(sys.executable).parent
     env = smoke.server_env(project, bin_dir, combination, port)
-    env.pop("WEB_CONCURRENCY")  # the generated gunicorn.conf.py chooses, unless a variant does
-    env["GUNICORN_ACCESSLOG"] = os.devnull  # logging every request would measure the log
+    # The generated settings choose, unless a variant does: none of the caller's own.
+    for name in [n for n in env if n.startswith(("GUNICORN_", "GRANIAN_"))]:
+        del env[name]
+    env.pop("WEB_CONCURRENCY")
+    # Logging every request would measure the log: access logs off for both servers.
+    env["GUNICORN_ACCESSLOG"] = os.devnull
+    env["GRANIAN_LOG_ACCESS_ENABLED"] = "false"
     env.update(variant.env)
     if variant.argv:
         argv = [a.format(host=smoke.HOST, port=port) for a in variant.argv]
@@ -185,7 +339,7 @@ def measure(project: Path, combination: Combination, variant: Variant, seconds: 
     try:
         server.wait_ready(f"http://{smoke.HOST}:{port}/healthz", headers)
         url = f"http://{smoke.HOST}:{port}/api/hello"
-        run_wrk(url, 1, connections, headers)  # warm-up: imports, caches, connections
+        run_wrk(url, WARM_UP, connections, headers)  # imports, caches, connections
         for key, value in run_wrk(url, seconds, connections, headers).items():
             setattr(result, key, value)
         (result.workers, result.memory_per_worker_mb, result.memory_total_mb,
@@ -206,80 +360,145 @@ def _importable(module: str) -> bool:
 
 
 def bench(combinations: list[Combination], seconds: float, connections: int, tune: bool,
-          step: Callable[[str], None] = lambda _: None) -> list[Measurement]:
+          step: Callable[[str], None] = lambda _: None, seed: int | None = None) -> Run:
     from .render import Answers, generate
 
     load_generator()
+    began = time.monotonic()
     cores = cpu_count()
-    results = []
+    seed = random.SystemRandom().randrange(10_000) if seed is None else seed
+    rng = random.Random(seed)
+    run = Run([], seconds, connections, cores, seed, os.getloadavg())
     with smoke.workspace() as root:
         logs = root / "logs"
         logs.mkdir()
+        # Every project first: generating one (copier, collectstatic) right before a stack's
+        # first measurement would slow that measurement.
+        projects = {}
         for combination in combinations:
-            answers = Answers.complete("bench", combination.framework, combination.protocol,
-                                       "prod", None, fill_defaults=True)
-            project = generate(answers, root / combination.id / "bench")
+            step(f"generating {combination.id}")
+            project = generate(Answers.of("bench", combination), root / combination.id / "bench")
             setup_env, setup = smoke.split_command(
                 smoke.readme_commands(project).get("prod-setup", "true"))
             subprocess.run(setup, cwd=project, check=True, capture_output=True,
                            env=smoke.server_env(project, Path(sys.executable).parent,
                                                 combination, 0) | setup_env)
-            for variant in variants(combination, cores) if tune else [DEFAULT]:
-                step(f"{combination.id}: {variant.name}")
-                results.append(measure(project, combination, variant, seconds, connections, logs))
-    return results
+            projects[combination] = project
+        plans = {c: plan(c, cores, tune, rng) for c in combinations}
+        total, done = sum(len(p) for p in plans.values()), 0
+        for combination, series in plans.items():
+            for order, variant in enumerate(series, 1):
+                done += 1
+                step(f"[{done}/{total}, {time.monotonic() - began:.0f} s] {combination.id}: "
+                     f"{variant.name}")
+                run.results.append(measure(projects[combination], combination, variant,
+                                           seconds, connections, logs, order))
+    run.elapsed = time.monotonic() - began
+    return run
 
 
-def report(results: list[Measurement], seconds: float, connections: int) -> None:
+def _label(combination: str) -> str:
+    server = "Granian" if combination.endswith("-granian") else "gunicorn"
+    return f"{combination.split('-prod')[0]} / {server}"
+
+
+def report(run: Run) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
     console.width = max(console.width, 140)
-    cores = cpu_count()
-    defaults = [r for r in results if r.variant == DEFAULT.name and not r.failure]
-    fastest = max((r.requests_per_s for r in defaults), default=0) or 1
-    table = Table(title=f"newstack bench: /api/hello, wrk {connections} connections x {seconds:g} s, "
-                        f"{cores} cores shared with the load generator")
-    for column in ("stack", "variant", "req/s", "vs best of stack", "p50 ms", "p99 ms",
+    results = run.results
+    table = Table(title=f"newstack bench: /api/hello, wrk {run.connections} connections x "
+                        f"{run.seconds:g} s after {WARM_UP} s of warm-up, {run.cores} cores shared "
+                        f"with the load generator; order shuffled (--seed {run.seed})")
+    for column in ("stack / server", "#", "variant", "req/s", "vs best", "p50 ms", "p99 ms",
                    "errors", "workers", "MB/worker", "MB total"):
-        table.add_column(column, justify="left" if column in ("stack", "variant") else "right")
-    best = {}
-    for r in results:
-        if not r.failure:
-            best[r.combination] = max(best.get(r.combination, 0), r.requests_per_s)
+        table.add_column(column, justify="left" if column in ("stack / server", "variant")
+                         else "right")
     for r in results:
         if r.failure:
-            table.add_row(r.combination, r.variant, "[red]failed[/]", *[""] * 7)
+            table.add_row(_label(r.combination), str(r.order), r.variant, "[red]failed[/]",
+                          *[""] * 7)
             console.print(f"[red]failed[/] {r.combination} {r.variant}: {r.failure}",
                           highlight=False)
             continue
-        table.add_row(r.combination, r.variant, f"{r.requests_per_s:,.0f}",
-                      f"{r.requests_per_s / best[r.combination]:.2f}", f"{r.p50_ms:.1f}",
-                      f"{r.p99_ms:.1f}", str(r.errors), str(r.workers),
+        best = run.best(r.combination)
+        table.add_row(_label(r.combination), str(r.order), r.variant, f"{r.requests_per_s:,.0f}",
+                      f"{r.requests_per_s / best.requests_per_s:.2f}" if best else "",
+                      f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}", str(r.errors), str(r.workers),
                       f"{r.memory_per_worker_mb:.0f}", f"{r.memory_total_mb:.0f}")
     console.print(table)
+    summary = run.summary()
+
+    defaults = Table(title="Each generated default (mean of its runs, first and last) against "
+                           "the best configuration measured for its stack and server")
+    for column in ("stack / server", "default req/s", "its runs", "best", "req/s",
+                   "default / best"):
+        defaults.add_column(column, justify="left" if column in ("stack / server", "best")
+                            else "right")
+    for cid, d in summary["defaults"].items():
+        defaults.add_row(_label(cid), f"{d['default_requests_per_s']:,}",
+                         " / ".join(f"{x:,}" for x in d["default_runs_requests_per_s"]),
+                         d["best_variant"], f"{d['best_requests_per_s']:,}",
+                         f"{d['default_to_best']:.2f}")
+    console.print(defaults)
+
+    if summary["granian_to_gunicorn"]:
+        trade = Table(title="Granian against gunicorn, generated defaults (ratio granian / "
+                            "gunicorn: above 1 is more requests/s, slower p99, more memory)")
+        for column in ("stack", "req/s gunicorn", "req/s Granian", "ratio", "p99 ms gunicorn",
+                       "p99 ms Granian", "ratio", "MB/worker gunicorn", "MB/worker Granian",
+                       "ratio", "MB total ratio"):
+            trade.add_column(column, justify="left" if column == "stack" else "right")
+        for stack, ratios in summary["granian_to_gunicorn"].items():
+            gunicorn = run.default(f"{stack}-prod")
+            granian = run.default(f"{stack}-prod-granian")
+            trade.add_row(stack, f"{gunicorn.requests_per_s:,.0f}", f"{granian.requests_per_s:,.0f}",
+                          f"{ratios['requests_per_s']:.2f}", f"{gunicorn.p99_ms:.1f}",
+                          f"{granian.p99_ms:.1f}", f"{ratios.get('p99_ms', 0):.2f}",
+                          f"{gunicorn.memory_per_worker_mb:.0f} x {gunicorn.workers}",
+                          f"{granian.memory_per_worker_mb:.0f} x {granian.workers}",
+                          f"{ratios.get('memory_per_worker_mb', 0):.2f}",
+                          f"{ratios.get('memory_total_mb', 0):.2f}")
+        console.print(trade)
+    for name, peer in summary["peers"].items():
+        console.print(f"peer {name}: {peer['requests_per_s']:,} req/s, {peer['errors']} errors, "
+                      f"p99 {peer['p99_ms']} ms; ours / theirs {peer['ours_to_theirs']:.2f}",
+                      highlight=False)
+    for server, ratio in summary["django_asgi_to_wsgi"].items():
+        console.print(f"Django ASGI / Django WSGI under {server}: {ratio:.2f}", highlight=False)
+
+    fastest = max((run.default(cid).requests_per_s for cid in summary["defaults"]), default=0) or 1
     seed = Table(title="The seed's decision matrix beside the measured defaults")
     for column in ("stack", "seed req/s", "seed memory", "measured req/s", "ratio to fastest",
                    "measured MB/worker"):
         seed.add_column(column)
-    for r in defaults:
-        claim, claimed_memory = SEED_CLAIMS[r.combination.rsplit("-", 1)[0]]
-        seed.add_row(r.combination, f"~{claim:,}", claimed_memory, f"{r.requests_per_s:,.0f}",
-                     f"{r.requests_per_s / fastest:.2f}",
-                     f"{r.memory_per_worker_mb:.0f} ({r.memory_kind})")
+    for cid in summary["defaults"]:
+        d = run.default(cid)
+        claim, claimed_memory = SEED_CLAIMS[d.stack]
+        seed.add_row(_label(cid), f"~{claim:,}", claimed_memory, f"{d.requests_per_s:,.0f}",
+                     f"{d.requests_per_s / fastest:.2f}",
+                     f"{d.memory_per_worker_mb:.0f} ({d.memory_kind})")
     console.print(seed)
     console.print("Memory is PSS (shared pages split between processes) where the system allows, "
-                  "else RSS; the load generator ran on the same machine.")
+                  "else RSS; the load generator ran on the same machine; access logs off for both "
+                  f"servers. Load average at the start: "
+                  f"{' '.join(f'{x:.2f}' for x in run.load_average)}. "
+                  f"Total time: {run.elapsed:.0f} s.", highlight=False)
 
 
-def to_json(results: list[Measurement]) -> str:
-    cores = cpu_count()
-    return json.dumps({"cores": cores, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                       "results": [asdict(r) for r in results]}, indent=2)
+def to_json(run: Run) -> str:
+    return json.dumps({
+        "cores": run.cores, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "seconds_per_measurement": run.seconds, "warm_up_seconds": WARM_UP,
+        "connections": run.connections, "seed": run.seed,
+        "load_average_at_start": [round(x, 2) for x in run.load_average],
+        "elapsed_seconds": round(run.elapsed), "summary": run.summary(),
+        "results": [asdict(r) for r in run.results]}, indent=2)
 
 
-def plot(results: list[Measurement], path: Path) -> None:
+def plot(run: Run, path: Path) -> None:
     try:
         import matplotlib
 
@@ -287,17 +506,39 @@ def plot(results: list[Measurement], path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError as error:
         raise NewstackError("--plot needs matplotlib: pip install 'newstack[bench]'") from error
-    shown = [r for r in results if not r.failure]
-    labels = [f"{r.combination}\n{r.variant}" for r in shown]
-    fig, ax = plt.subplots(figsize=(max(8, len(shown) * 0.9), 5))
+    shown = [r for r in run.results if r.ok]
+    fig = plt.figure(figsize=(max(10, len(shown) * 0.32), 10))
+    grid = fig.add_gridspec(2, 3, height_ratios=(3, 2))
+    ax = fig.add_subplot(grid[0, :])
     ax.bar(range(len(shown)), [r.requests_per_s for r in shown],
            color=[f"C{COMBINATION_ORDER.get(r.combination, 0)}" for r in shown])
-    ax.set_xticks(range(len(shown)), labels, rotation=60, ha="right", fontsize=7)
+    ax.set_xticks(range(len(shown)), [f"{_label(r.combination)}: {r.variant}" for r in shown],
+                  rotation=70, ha="right", fontsize=6)
     ax.set_ylabel("requests/s (/api/hello)")
-    ax.set_title("newstack bench: prod stacks and variants, same machine, same run")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    ax.set_title("every measurement, in the order taken within each stack (defaults first and last)")
+    stacks = [s for s in dict.fromkeys(r.stack for r in shown)]
+    for i, (name, label) in enumerate((("requests_per_s", "requests/s"), ("p99_ms", "p99 ms"),
+                                       ("memory_per_worker_mb", "MB per worker (PSS)"))):
+        panel = fig.add_subplot(grid[1, i])
+        for j, server in enumerate(SERVERS):
+            suffix = "" if server == SERVERS[0] else f"-{server}"
+            values = [getattr(run.default(f"{s}-prod{suffix}") or Measurement("", ""), name)
+                      for s in stacks]
+            bars = panel.bar([k + (j - 0.5) * 0.4 for k in range(len(stacks))], values, 0.4,
+                             label=server)
+            panel.bar_label(bars, fmt="%.0f", fontsize=6)
+        ratios = run.summary()["granian_to_gunicorn"]
+        panel.set_xticks(range(len(stacks)),
+                         [f"{s}\n{ratios[s][name]:.2f}" if name in ratios.get(s, {}) else s
+                          for s in stacks], fontsize=7)
+        panel.set_title(f"defaults: {label} (under each: Granian / gunicorn)", fontsize=9)
+        if i == 0:
+            panel.legend(fontsize=7)
+    fig.suptitle(f"newstack bench: prod stacks on gunicorn and Granian, {run.cores} cores, "
+                 "same machine, same run")
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-COMBINATION_ORDER = {c.id: i for i, c in enumerate(COMBINATIONS)}
+COMBINATION_ORDER = {c.id: i for i, c in enumerate(c for c in COMBINATIONS if c.target == "prod")}

@@ -238,19 +238,23 @@ def smoke(
 def bench(
     combinations: Annotated[
         Optional[list[str]],
-        typer.Argument(help="Prod combinations to measure, e.g. fastapi-asgi-prod."),
+        typer.Argument(help="Prod combinations to measure, e.g. fastapi-asgi-prod "
+                            "fastapi-asgi-prod-granian."),
     ] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Every prod combination.")] = False,
-    duration: Annotated[float, typer.Option(help="Seconds of load per measurement.")] = 5.0,
+    all_: Annotated[bool, typer.Option("--all", help="Every prod combination (both servers).")] = False,
+    duration: Annotated[float, typer.Option(help="Seconds of load per measurement.")] = 3.0,
     connections: Annotated[int, typer.Option(help="Concurrent connections.")] = 64,
     tune: Annotated[
         bool, typer.Option(help="Also measure the alternatives to each default, and the peers.")
     ] = True,
+    seed: Annotated[
+        Optional[int], typer.Option(help="Seed of the shuffled order (default: a random one).")
+    ] = None,
     json_file: Annotated[Optional[Path], typer.Option("--json", help="Write results here.")] = None,
     plot_file: Annotated[Optional[Path], typer.Option("--plot", help="Write a bar chart PNG.")] = None,
 ) -> None:
-    """Measure the prod stacks with wrk: requests/s, p50/p99 latency, errors, memory per worker,
-    beside the seed's claimed figures."""
+    """Measure the prod stacks, on gunicorn and on Granian, with wrk: requests/s, p50/p99
+    latency, errors, memory per worker, beside the seed's claimed figures."""
     from rich.console import Console
 
     from . import bench as benching
@@ -261,17 +265,17 @@ def bench(
     chosen = ([c for c in COMBINATIONS if c.target == "prod"] if all_
               else [find_combination(c) for c in combinations])
     if any(c.target != "prod" for c in chosen):
-        raise UsageError("bench measures prod combinations only (their gunicorn servers)")
+        raise UsageError("bench measures prod combinations only (their production servers)")
     if duration <= 0 or connections <= 0:
         raise UsageError("--duration and --connections must be positive")
     with Console(stderr=True).status("starting") as status:
-        results = benching.bench(chosen, duration, connections, tune,
-                                 step=lambda text: status.update(text))
-    benching.report(results, duration, connections)
+        run = benching.bench(chosen, duration, connections, tune,
+                             step=lambda text: status.update(text), seed=seed)
+    benching.report(run)
     if json_file:
-        json_file.write_text(benching.to_json(results))
+        json_file.write_text(benching.to_json(run))
     if plot_file:
-        benching.plot(results, plot_file)
+        benching.plot(run, plot_file)
 
 
 def main() -> None:
