@@ -55,10 +55,6 @@ class Variant:
     extra_args: tuple[str, ...] = ()  # appended to the prod command (gunicorn: CLI beats file)
     packages: tuple[str, ...] = ()  # imports the variant needs, checked before it runs
 
-    @property
-    def peer(self) -> bool:
-        return self.name.startswith("peer:")
-
 
 DEFAULT = Variant("default (generated)")
 
