@@ -139,9 +139,24 @@ def create_app():
     return wrap_wsgi_with_proxy_headers(limited(app), trusted_hosts=trusted)
 
 
+# The request's own keys in a WSGI environ (RFC 3875's meta-variables): every other name from
+# the process environment is removed from it, see limited().
+CGI = frozenset((
+    "AUTH_TYPE", "CONTENT_LENGTH", "CONTENT_TYPE", "GATEWAY_INTERFACE", "PATH_INFO",
+    "PATH_TRANSLATED", "QUERY_STRING", "REMOTE_ADDR", "REMOTE_HOST", "REMOTE_IDENT",
+    "REMOTE_USER", "REQUEST_METHOD", "SCRIPT_NAME", "SERVER_NAME", "SERVER_PORT",
+    "SERVER_PROTOCOL", "SERVER_SOFTWARE",
+))
+
+
 def limited(app):
-    """`app`, refusing requests over the limits above, and closing connections after each
-    response once the worker drains."""
+    """`app`, refusing requests over the limits above, closing connections after each response
+    once the worker drains, and without the process environment in the request's environ.
+
+    Granian starts every WSGI environ as a copy of os.environ (PEP 3333 allows it): the
+    service's secrets would be in every request's environ, and in any error report or log line
+    that lists it."""
+    inherited = [name for name in os.environ if name not in CGI and not name.startswith("HTTP_")]
 
     def refuse(status, start_response):
         reason = {414: "URI Too Long", 431: "Request Header Fields Too Large"}[status]
@@ -150,6 +165,8 @@ def limited(app):
         return [reason.encode()]
 
     def wrapped(environ, start_response):
+        for name in inherited:
+            environ.pop(name, None)
         target = len(environ["PATH_INFO"]) + len(environ["QUERY_STRING"]) + 1
         if LIMIT_REQUEST_LINE and target > LIMIT_REQUEST_LINE:
             return refuse(414, start_response)

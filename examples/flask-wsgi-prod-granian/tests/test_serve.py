@@ -2,6 +2,7 @@
 (behind the request limits and the proxy headers), called in process."""
 
 import io
+import os
 import sys
 
 import pytest
@@ -17,9 +18,10 @@ def app(monkeypatch):
     return serve.create_app()
 
 
-def call(app, path="/healthz", query="", headers=(), client=TRUSTED):
-    """The status line and headers `app` answers a GET with."""
-    environ = {
+def call(app, path="/healthz", query="", headers=(), client=TRUSTED, process_env=None):
+    """The status line and headers `app` answers a GET with. Granian starts the environ as a
+    copy of the process environment: `process_env`."""
+    environ = {**(process_env or {}),
         "REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": query, "SCRIPT_NAME": "",
         "SERVER_NAME": "localhost", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
         "REMOTE_ADDR": client[0], "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(),
@@ -54,6 +56,20 @@ def test_the_forwarded_scheme_is_believed_from_a_trusted_proxy_only(app):
     https = [("X-Forwarded-For", "203.0.113.9"), ("X-Forwarded-Proto", "https")]
     assert "strict-transport-security" in call(app, headers=https)[1]
     assert "strict-transport-security" not in call(app, headers=https, client=("203.0.113.7", 1))[1]
+
+
+def test_the_process_environment_stays_out_of_the_request(monkeypatch):
+    monkeypatch.setenv("SOME_API_TOKEN", "not-for-requests")
+    seen = {}
+
+    def inner(environ, start_response):
+        seen.update(environ)
+        start_response("200 OK", [])
+        return [b""]
+
+    assert call(serve.limited(inner), process_env=dict(os.environ))[0] == 200
+    assert "SOME_API_TOKEN" not in seen and "PATH" not in seen
+    assert seen["PATH_INFO"] == "/healthz" and seen["HTTP_HOST"] == "localhost"
 
 
 def test_granian_settings_follow_the_environment(monkeypatch):
