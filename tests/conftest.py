@@ -127,13 +127,20 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="session")
-def servers(tmp_path_factory):
-    from .prod import Servers
-
+def load_lock(tmp_path_factory) -> Path:
+    """A file every test process of the run locks while it loads a server (tests/prod.py
+    exclusive()): two loads on two cores would measure each other."""
     # the base temporary directory of the whole run, shared by pytest-xdist's workers
     shared = tmp_path_factory.getbasetemp()
     shared = shared.parent if os.environ.get("PYTEST_XDIST_WORKER") else shared
-    pool = Servers(tmp_path_factory.mktemp("prod"), shared / "prod-load.lock")
+    return shared / "prod-load.lock"
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory, load_lock):
+    from .prod import Servers
+
+    pool = Servers(tmp_path_factory.mktemp("prod"), load_lock)
     yield pool
     pool.stop_all()
 
