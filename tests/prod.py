@@ -220,13 +220,9 @@ class Servers:
     def project(self, config: ProdConfig) -> Path:
         if config.id not in self.projects:
             project = make_project(config, self.root / config.id / "shop")
-            setup = smoke.readme_commands(project).get("prod-setup")
-            if setup:  # collectstatic: what the Dockerfile does at build time
-                setup_env, argv = smoke.split_command(setup)
-                env = smoke.server_env(project, BIN, config.combination, 0)
-                done = subprocess.run(argv, cwd=project, env={**env, **setup_env}, timeout=120,
-                                      capture_output=True, text=True)
-                assert done.returncode == 0, done.stderr[-2000:]
+            done = smoke.run_prod_setup(project,
+                                        smoke.server_env(project, BIN, config.combination, 0))
+            assert done is None or done.returncode == 0, done.stderr[-2000:]
             self.projects[config.id] = project
         return self.projects[config.id]
 

@@ -37,6 +37,7 @@ from newstack.smoke import (
     check_page,
     free_port,
     readme_commands,
+    run_prod_setup,
     server_env,
     split_command,
 )
@@ -137,7 +138,6 @@ class Stack:
         self.project, self.combination, self.root, self.exits = project, combination, root, exits
         commands = readme_commands(project)
         self.command_env, self.argv = split_command(commands["nginx-command"])
-        self.setup = commands.get("prod-setup")
         self.ports = distinct_ports(REPLICAS)
         self.secret = secrets.token_urlsafe(50)  # every replica needs the same one
         self.servers: dict[int, Server] = {}
@@ -152,11 +152,8 @@ class Stack:
         return env
 
     def run_setup(self) -> None:
-        if self.setup:
-            setup_env, argv = split_command(self.setup)
-            done = subprocess.run(argv, cwd=self.project, env={**self.env(0), **setup_env},
-                                  capture_output=True, text=True, timeout=120)
-            assert done.returncode == 0, f"{self.setup}: {done.stderr[-2000:]}"
+        done = run_prod_setup(self.project, self.env(0))
+        assert done is None or done.returncode == 0, f"{done.args}: {done.stderr[-2000:]}"
 
     def start(self, index: int) -> None:
         self.starts[index] += 1

@@ -374,11 +374,10 @@ def bench(combinations: list[Combination], seconds: float, connections: int, tun
         for combination in combinations:
             step(f"generating {combination.id}")
             project = generate(Answers.of("bench", combination), root / combination.id / "bench")
-            setup_env, setup = smoke.split_command(
-                smoke.readme_commands(project).get("prod-setup", "true"))
-            subprocess.run(setup, cwd=project, check=True, capture_output=True,
-                           env=smoke.server_env(project, Path(sys.executable).parent,
-                                                combination, 0) | setup_env)
+            done = smoke.run_prod_setup(
+                project, smoke.server_env(project, Path(sys.executable).parent, combination, 0))
+            if done:
+                done.check_returncode()
             projects[combination] = project
         plans = {c: plan(c, cores, tune, rng) for c in combinations}
         total, done = sum(len(p) for p in plans.values()), 0

@@ -15,7 +15,6 @@ from .errors import NewstackError, UsageError
 from .stacks import (
     COMBINATIONS,
     FRAMEWORKS,
-    LABELS,
     PROTOCOLS,
     SERVERS,
     STACKS,

@@ -65,6 +65,17 @@ def readme_commands(project: Path) -> dict[str, str]:
     return dict(re.findall(r"<!-- newstack:([\w-]+) -->\n```sh\n(.+?)\n```", readme))
 
 
+def run_prod_setup(project: Path, env: dict[str, str]) -> subprocess.CompletedProcess | None:
+    """The README's prod-setup command in `env` (Django's collectstatic: what the Dockerfile
+    does at build time), or None when the project has none."""
+    setup = readme_commands(project).get("prod-setup")
+    if not setup:
+        return None
+    setup_env, argv = split_command(setup)
+    return subprocess.run(argv, cwd=project, env={**env, **setup_env}, capture_output=True,
+                          text=True, timeout=120)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
@@ -300,7 +311,6 @@ def smoke_server(project: Path, combination: Combination, which: str, bin_dir: P
 
 def _smoke_server(project: Path, combination: Combination, which: str, bin_dir: Path,
                   logs: Path, result: Result) -> None:
-    commands = readme_commands(project)
     command = result.command
     port = free_port()
     env = server_env(project, bin_dir, combination, port)
@@ -310,13 +320,10 @@ def _smoke_server(project: Path, combination: Combination, which: str, bin_dir: 
     if not prod:  # dev servers take the address on their command line
         argv += shlex.split(combination.stack.dev_bind.format(host=HOST, port=port))
     headers = PROXY_HEADERS if combination.target == "prod" and prod else {}
-    if prod and "prod-setup" in commands:
-        setup_env, setup = split_command(commands["prod-setup"])
-        done = subprocess.run(setup, cwd=project, env={**env, **setup_env}, capture_output=True,
-                              text=True, timeout=120)
-        if done.returncode:
-            result.probes["setup"] = f"{commands['prod-setup']!r} failed: {done.stderr[-300:]}"
-            return
+    done = run_prod_setup(project, env) if prod else None
+    if done and done.returncode:
+        result.probes["setup"] = f"{shlex.join(done.args)!r} failed: {done.stderr[-300:]}"
+        return
     settings = server_settings(project, bin_dir, env) if prod else {}
     server = Server(argv, project, env, logs / f"{combination.id}-{which}.log")
     try:
