@@ -46,6 +46,8 @@ from newstack.stacks import (
     TARGETS,
     WORKER_CLASS_FOR_GRANIAN,
     WORKER_CLASSES,
+    Combination,
+    find_stack,
     invalid_reason,
     worker_class_reason,
 )
@@ -162,7 +164,8 @@ def assert_complete(project: Path, name: str, cid: str | None) -> None:
     files = tree(project)
     answers = yaml.safe_load(files[".copier-answers.yml"])
     if cid is None:
-        cid = f"{answers['framework']}-{answers['protocol']}-{answers['target']}"
+        stack = find_stack(answers["framework"], answers["protocol"])
+        cid = Combination(stack, answers["target"], answers.get("server")).id
     assert set(files) == example_files(cid, package), f"{project} is not complete"
     assert answers["project_name"] == name
     for rel, content in files.items():
