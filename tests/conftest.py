@@ -15,7 +15,7 @@ from newstack.stacks import COMBINATIONS, Combination
 
 REPO = Path(__file__).resolve().parents[1]
 COMBINATION_IDS = [c.id for c in COMBINATIONS]
-NEWSTACK = [sys.executable, "-c", "from newstack.cli import main; main()"]
+NEWSTACK = [sys.executable, "-m", "newstack"]
 
 
 def run(args, cwd=None, env=None, timeout=600, check=False, **kwargs):

@@ -863,6 +863,47 @@ def test_a_signal_at_any_moment_leaves_the_whole_project_or_nothing(arena, signu
     assert outcomes["refused"] >= 1  # the sweep did interrupt generation mid-way
 
 
+SLOW_TYPER_IMPORT = """
+import os, sys, time
+
+class SlowTyper:  # announces the import of typer on a pipe, then takes its time
+    def find_spec(self, name, path=None, target=None):
+        if name == "typer":
+            os.write(int(os.environ["ANNOUNCE_FD"]), b"importing typer\\n")
+            time.sleep(5)
+        return None
+
+sys.meta_path.insert(0, SlowTyper())
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_python_imports_the_cli_is_one_line(arena, tmp_path, signum):
+    """Ctrl-C right after pressing Enter lands while Python still imports the CLI, before
+    cli.main's handlers exist. The entry point's own handler answers then: one line, 128+N."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(SLOW_TYPER_IMPORT)
+    read_end, write_end = os.pipe()
+    before = snapshot(arena.parent)
+    process = subprocess.Popen(
+        [*NEWSTACK, "create", "--output-dir", str(arena), "--defaults", "svc"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, pass_fds=(write_end,),
+        env={**os.environ, "ANNOUNCE_FD": str(write_end), "PYTHONPATH": os.pathsep.join(
+            [str(hooks), *filter(None, [os.environ.get("PYTHONPATH")])])})
+    try:
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as announced:
+            assert announced.readline() == b"importing typer\n"
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    name = signal.Signals(signum).name
+    assert (process.returncode, err) == (128 + signum, f"newstack: interrupted by {name}; nothing was written\n")
+    assert settle(arena.parent, before, process.returncode, err, "signal") == "refused"
+
+
 @pytest.mark.parametrize("how", ["ctrl-c", "SIGTERM"])
 def test_interrupted_at_a_question_on_a_terminal(arena, how):
     """On a terminal copier asks; Ctrl-C there is a key, not a signal (the prompt reads the
