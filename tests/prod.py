@@ -21,10 +21,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import httpx
 import psutil
@@ -327,7 +327,7 @@ def load(running: Running, seconds: int,
                 process.kill()
                 process.wait()
     out = "".join(lines)
-    found = re.search(r"^WRK (\{.*\})$", out, re.M)
+    found = re.search(r"^WRK (\{.*\})$", out, re.MULTILINE)
     assert found, f"wrk printed no result: {out[-1000:]} {process.stderr.read()[-1000:]}"
     return Load(**json.loads(found.group(1)))
 

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from newstack.stacks import COMBINATIONS, LABELS, find_combination
-
 from newstack.smoke import readme_commands, split_command
+from newstack.stacks import COMBINATIONS, LABELS, find_combination
 
 from .conftest import run
 from .proxy import PATHS, Site, changed_lines, check_config, prepare

@@ -155,14 +155,14 @@ def stream_events(base_url: str, count: int, started: threading.Event, outcome: 
     """Server-Sent Events, slow on purpose: count x 0.35 s."""
     events = []
     try:
-        with httpx.Client(base_url=base_url, headers=smoke.PROXY_HEADERS, timeout=15,
-                          trust_env=False) as client:
-            with client.stream("GET", f"/api/events?count={count}&interval=0.35") as response:
-                outcome["status"] = response.status_code
-                for line in response.iter_lines():
-                    if line.startswith("data:"):
-                        events.append(line)
-                        started.set()
+        with (httpx.Client(base_url=base_url, headers=smoke.PROXY_HEADERS, timeout=15,
+                           trust_env=False) as client,
+              client.stream("GET", f"/api/events?count={count}&interval=0.35") as response):
+            outcome["status"] = response.status_code
+            for line in response.iter_lines():
+                if line.startswith("data:"):
+                    events.append(line)
+                    started.set()
     except httpx.HTTPError as error:
         outcome["error"] = repr(error)
     finally:

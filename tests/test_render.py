@@ -107,8 +107,8 @@ def test_gunicorn_config_is_valid_and_names_the_tables_worker_class(projects, ci
     check = run([sys.executable, "-m", *argv, "--check-config"], cwd=projects[cid], env=secrets)
     assert check.returncode == 0, check.stdout + check.stderr
     # --check-config accepts any worker class string: read back what the file sets.
-    settings = run([sys.executable, "-c", "import runpy, json; s = runpy.run_path('gunicorn.conf.py');"
-                    "print(json.dumps({k: s[k] for k in ('worker_class', 'workers', 'bind')}))"],
+    settings = run([sys.executable, "-c", ("import runpy, json; s = runpy.run_path('gunicorn.conf.py');"
+                    "print(json.dumps({k: s[k] for k in ('worker_class', 'workers', 'bind')}))")],
                    cwd=projects[cid], env={"WEB_CONCURRENCY": "3", "PORT": "9123", **secrets})
     values = json.loads(settings.stdout)
     worker_class = stack.worker_classes[0].gunicorn_class.replace("{package}", "shop")
@@ -140,8 +140,8 @@ def test_granian_settings_come_from_the_environment_and_name_the_tables_interfac
               env={**env, "GRANIAN_BACKLOG": "not-a-number"})
     assert bad.returncode == 2 and "Invalid value for '--backlog'" in bad.stderr, bad.stderr[-500:]
     # create_app() is the framework's application behind the limits and proxy headers
-    wrapped = run([sys.executable, "-c", "import shop.serve as s; a = s.create_app(); "
-                   "print(a.__wrapped__.__qualname__)"], cwd=projects[cid], env=env)
+    wrapped = run([sys.executable, "-c", ("import shop.serve as s; a = s.create_app(); "
+                   "print(a.__wrapped__.__qualname__)")], cwd=projects[cid], env=env)
     assert wrapped.stdout.strip() == "limited.<locals>.wrapped", wrapped.stderr[-500:]
 
 
@@ -153,7 +153,7 @@ def test_plain_copier_copy_gives_the_same_tree(projects, template_repo, tmp_path
                          protocol=combination.protocol, target=combination.target, **server)
     assert result.returncode == 0, result.stderr[-3000:]
     ours, theirs = tree(projects[cid]), tree(tmp_path / "shop")
-    source = re.compile(rb"^_(src_path|commit): .*\n", re.M)
+    source = re.compile(rb"^_(src_path|commit): .*\n", re.MULTILINE)
     for files in (ours, theirs):
         files[".copier-answers.yml"] = source.sub(b"", files[".copier-answers.yml"])
     assert ours.keys() == theirs.keys()
@@ -175,7 +175,7 @@ def test_alternative_worker_class_is_written(tmp_path):
 
 # os.environ["X"], os.environ.get("X"), env_flag("X") / env_list("X"), and serve.py's "GRANIAN_X":
 ENV_READ = re.compile(r"""(?:os\.environ(?:\.get)?[(\[]|env_(?:flag|list)\(|^ +(?=["']GRANIAN_))["']([A-Z_]+)["']""",
-                      re.M)
+                      re.MULTILINE)
 
 
 @pytest.mark.parametrize("cid", PROD_IDS)

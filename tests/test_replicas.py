@@ -20,9 +20,9 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -207,8 +207,8 @@ def cut_in_transit(nginx_log: Path, address: str) -> list[str]:
 
 
 def parse_wrk(output: str) -> tuple[dict[str, float], Counter]:
-    summary = re.search(r"^SUMMARY (.+)$", output, re.M)
-    statuses = re.search(r"^STATUSES(.*)$", output, re.M)
+    summary = re.search(r"^SUMMARY (.+)$", output, re.MULTILINE)
+    statuses = re.search(r"^STATUSES(.*)$", output, re.MULTILINE)
     assert summary and statuses, output
     figures = {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", summary.group(1))}
     counts = Counter({int(s): int(n) for s, n in re.findall(r"(\d+)=(\d+)", statuses.group(1))})

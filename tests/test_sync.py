@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -38,7 +39,7 @@ VERSION_TAG = re.compile(r"v\d+\.\d+\.\d+")
 
 
 def changelog_versions() -> list[str]:
-    return re.findall(r"^## (\d+\.\d+\.\d+)\b", (REPO / "CHANGELOG.md").read_text(), re.M)
+    return re.findall(r"^## (\d+\.\d+\.\d+)\b", (REPO / "CHANGELOG.md").read_text(), re.MULTILINE)
 
 
 def version_tags(repo: Path, *where: str) -> list[str]:
@@ -84,3 +85,9 @@ def test_a_disagreeing_tag_is_caught(tmp_path):
         check_tags(tmp_path, "0.2.0", ["0.2.0"])
     with pytest.raises(AssertionError):
         check_tags(tmp_path, "0.1.5", ["0.1.5", "0.1.0"])  # HEAD is v0.2.0: wrong tag
+
+
+def test_newstacks_own_code_passes_ruff():
+    """ruff's default rules over generator/ and tests/, as over every generated project."""
+    lint = run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=REPO)
+    assert lint.returncode == 0, lint.stdout + lint.stderr

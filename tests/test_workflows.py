@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from newstack.stacks import COMBINATIONS
 
 from .conftest import REPO, newstack, run

@@ -20,10 +20,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import mean
-from typing import Callable
 
 import psutil
 
@@ -278,8 +278,8 @@ def run_wrk(url: str, seconds: float, connections: int, headers: dict[str, str])
     errors += int((re.search(r"Non-2xx or 3xx responses: (\d+)", out) or [0, 0])[1])
     return {
         "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),
-        "p50_ms": _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M)[1]),
-        "p99_ms": _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M)[1]),
+        "p50_ms": _ms(re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE)[1]),
+        "p99_ms": _ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE)[1]),
         "requests": int(re.search(r"(\d+) requests in", out)[1]),
         "errors": errors,
     }

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -54,15 +54,15 @@ def _one_of(values) -> str:
 @app.command()
 def create(
     name: Annotated[str, typer.Argument(help="Project name; 'my-app' gives the package my_app.")],
-    framework: Annotated[Optional[str], typer.Option(help=_one_of(FRAMEWORKS))] = None,
-    protocol: Annotated[Optional[str], typer.Option(help=_one_of(PROTOCOLS))] = None,
-    target: Annotated[Optional[str], typer.Option(help=_one_of(TARGETS))] = None,
+    framework: Annotated[str | None, typer.Option(help=_one_of(FRAMEWORKS))] = None,
+    protocol: Annotated[str | None, typer.Option(help=_one_of(PROTOCOLS))] = None,
+    target: Annotated[str | None, typer.Option(help=_one_of(TARGETS))] = None,
     server: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help=f"Production server (prod; default {SERVERS[0]}). " + _one_of(SERVERS)),
     ] = None,
     worker_class: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="gunicorn worker class (prod). " + _one_of(w.name for w in WORKER_CLASSES)),
     ] = None,
     output_dir: Annotated[
@@ -72,12 +72,12 @@ def create(
         bool, typer.Option("--defaults", help="Use the defaults for options not given, never ask.")
     ] = False,
     template: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="Template to render instead of the packaged one: a git URL or a local "
                      "git repository, recorded for `newstack update`."),
     ] = None,
     vcs_ref: Annotated[
-        Optional[str], typer.Option(help="Tag or commit of --template (default: its latest tag).")
+        str | None, typer.Option(help="Tag or commit of --template (default: its latest tag).")
     ] = None,
 ) -> None:
     """Create a project. Options not given are asked on a terminal, offering only valid choices."""
@@ -101,7 +101,7 @@ def create(
 def update(
     path: Annotated[Path, typer.Argument(help="The project (a clean git working tree).")] = Path(),
     data: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--data", help="KEY=VALUE: change an answer, e.g. target=prod "
                      "(target, server and worker_class only)."),
     ] = None,
@@ -110,7 +110,7 @@ def update(
                           "(FILE.rej beside the file).")
     ] = "inline",
     vcs_ref: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="Template tag or commit to update to (default: the latest tag)."),
     ] = None,
     pretend: Annotated[
@@ -195,7 +195,7 @@ def matrix(
 @app.command()
 def smoke(
     combinations: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Argument(help="Combinations to boot, e.g. fastapi-asgi-prod (see `newstack matrix`)."),
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every valid combination.")] = False,
@@ -205,7 +205,7 @@ def smoke(
                      "pyproject.toml."),
     ] = False,
     json_file: Annotated[
-        Optional[Path], typer.Option("--json", help="Also write the results to this file.")
+        Path | None, typer.Option("--json", help="Also write the results to this file.")
     ] = None,
 ) -> None:
     """Generate each combination, start it with the command its README prints, probe it over
@@ -236,7 +236,7 @@ def smoke(
 @app.command()
 def bench(
     combinations: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Argument(help="Prod combinations to measure, e.g. fastapi-asgi-prod "
                             "fastapi-asgi-prod-granian."),
     ] = None,
@@ -247,10 +247,10 @@ def bench(
         bool, typer.Option(help="Also measure the alternatives to each default, and the peers.")
     ] = True,
     seed: Annotated[
-        Optional[int], typer.Option(help="Seed of the shuffled order (default: a random one).")
+        int | None, typer.Option(help="Seed of the shuffled order (default: a random one).")
     ] = None,
-    json_file: Annotated[Optional[Path], typer.Option("--json", help="Write results here.")] = None,
-    plot_file: Annotated[Optional[Path], typer.Option("--plot", help="Write a bar chart PNG.")] = None,
+    json_file: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
+    plot_file: Annotated[Path | None, typer.Option("--plot", help="Write a bar chart PNG.")] = None,
 ) -> None:
     """Measure the prod stacks, on gunicorn and on Granian, with wrk: requests/s, p50/p99
     latency, errors, memory per worker, beside the seed's claimed figures."""
@@ -333,7 +333,7 @@ def main() -> None:
         hint = error.ctx.command_path + " --help" if getattr(error, "ctx", None) else "newstack --help"
         print(f"newstack: error: {error.format_message()} (see {hint})", file=sys.stderr)
         code = error.exit_code
-    except Exception as error:  # noqa: BLE001 - the edge: one line unless debugging
+    except Exception as error:
         if debug:
             raise
         if Interrupted.received is not None:  # the signal's exception was lost on the way

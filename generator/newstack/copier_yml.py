@@ -218,7 +218,7 @@ def config() -> dict[str, Any]:
                 }
                 for w in WORKER_CLASSES
             },
-            "default": "{{ %s[protocol] }}" % worker_default,
+            "default": "{{ %s[protocol] }}" % worker_default,  # noqa: UP031 - Jinja's braces
         },
         "package_name": {
             "type": "str",
@@ -235,7 +235,7 @@ def config() -> dict[str, Any]:
         "stack": {
             "type": "json",  # parsed with json, much faster than copier's YAML
             "when": False,
-            "default": "{{ stacks[%s] | to_json | replace('{package}', package_name) }}"
+            "default": "{{ stacks[%s] | to_json | replace('{package}', package_name) }}"  # noqa: UP031
             % CONTEXT_KEY,
         },
     }

@@ -11,10 +11,10 @@ import signal
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from . import REPOSITORY, __version__, naming
 from .copier_yml import stack_context
@@ -221,7 +221,7 @@ def template_source(template: str) -> str:
             return template
         raise UsageError(f"--template {template}: no such directory, and not a git URL")
     inside = subprocess.run(["git", "-C", str(path), "rev-parse", "--show-toplevel"],
-                            capture_output=True, text=True)
+                            capture_output=True, check=False, text=True)
     if inside.returncode != 0 or Path(inside.stdout.strip()).resolve() != path.resolve():
         raise UsageError(f"--template {template} is not the root of a git repository; "
                          "`copier update` needs the template's tagged history")

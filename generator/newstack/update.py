@@ -29,7 +29,7 @@ class Outcome:
 
 
 def git(project: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=project, capture_output=True, text=True)
+    return subprocess.run(["git", *args], cwd=project, capture_output=True, check=False, text=True)
 
 
 def parse_data(items: list[str]) -> dict[str, str]:
