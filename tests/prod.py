@@ -2,10 +2,10 @@
 test_prod.py and test_security.py share.
 
 Servers are smoke's (own session, killed by process group whatever happens), listen on
-127.0.0.1 only and run with WEB_CONCURRENCY=2. Every prod combination is here, on either server:
-gunicorn (each worker class of an ASGI stack) and Granian. Each test process makes each configuration's
-project once and keeps at most one server running: the load tests never compete with a second
-server of their own process.
+127.0.0.1 only and run with WEB_CONCURRENCY=2. Every prod combination is here, on either
+server: gunicorn (each worker class of an ASGI stack) and Granian. Each test process makes each
+configuration's project once and keeps at most one server running: the load tests never compete
+with a second server of their own process.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ KINDS = {
     "steady": {"gunicorn": {"GUNICORN_MAX_REQUESTS": "0"}, "granian": {}},
     # each worker recycled every 100-300 requests: several times in a few seconds of load, the
     # two workers out of step (even when booting takes seconds on a busy machine). Granian has
-    # no count of requests to recycle by; see test_prod.test_max_requests_recycling_fails_no_request.
+    # no count of requests to recycle by: see
+    # test_prod.test_max_requests_recycling_fails_no_request.
     "recycling": {"gunicorn": {"GUNICORN_MAX_REQUESTS": "100",
                                "GUNICORN_MAX_REQUESTS_JITTER": "200"}},
 }
@@ -72,7 +73,7 @@ class ProdConfig:
 
     @property
     def server(self) -> str:
-        return self.combination.server or "gunicorn"
+        return self.combination.server
 
     @property
     def asgi(self) -> bool:

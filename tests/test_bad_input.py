@@ -900,7 +900,8 @@ def test_a_signal_while_python_imports_the_cli_is_one_line(arena, tmp_path, sign
     finally:
         process.kill()
     name = signal.Signals(signum).name
-    assert (process.returncode, err) == (128 + signum, f"newstack: interrupted by {name}; nothing was written\n")
+    assert process.returncode == 128 + signum
+    assert err == f"newstack: interrupted by {name}; nothing was written\n"
     assert settle(arena.parent, before, process.returncode, err, "signal") == "refused"
 
 

@@ -107,8 +107,9 @@ def test_gunicorn_config_is_valid_and_names_the_tables_worker_class(projects, ci
     check = run([sys.executable, "-m", *argv, "--check-config"], cwd=projects[cid], env=secrets)
     assert check.returncode == 0, check.stdout + check.stderr
     # --check-config accepts any worker class string: read back what the file sets.
-    settings = run([sys.executable, "-c", ("import runpy, json; s = runpy.run_path('gunicorn.conf.py');"
-                    "print(json.dumps({k: s[k] for k in ('worker_class', 'workers', 'bind')}))")],
+    code = ("import runpy, json; s = runpy.run_path('gunicorn.conf.py');"
+            "print(json.dumps({k: s[k] for k in ('worker_class', 'workers', 'bind')}))")
+    settings = run([sys.executable, "-c", code],
                    cwd=projects[cid], env={"WEB_CONCURRENCY": "3", "PORT": "9123", **secrets})
     values = json.loads(settings.stdout)
     worker_class = stack.worker_classes[0].gunicorn_class.replace("{package}", "shop")

@@ -122,7 +122,8 @@ def test_no_secret_value_is_written_into_a_generated_file(project):
     env_example = project / ".env.example"
     if env_example.exists():
         values = dict(re.findall(r"^(\w+)=(.*)$", env_example.read_text(), re.MULTILINE))
-        assert all(values[k] == "" for k in values if re.search(SECRET_NAME, k, re.IGNORECASE)), values
+        secret = [k for k in values if re.search(SECRET_NAME, k, re.IGNORECASE)]
+        assert all(values[k] == "" for k in secret), values
     # and bandit's own checks for hard-coded passwords, at every severity
     assert [f for f in bandit(project) if f["test_id"] in ("B105", "B106", "B107")] == []
 
@@ -148,7 +149,8 @@ def test_starting_without_the_secret_key_fails_with_one_clear_line(servers, conf
     env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", PORT=str(smoke.free_port()),
                HOST=smoke.HOST)
     _, argv = smoke.split_command(smoke.readme_commands(project)["prod-command"])
-    done = subprocess.run(argv, cwd=project, env=env, capture_output=True, check=False, text=True, timeout=60)
+    done = subprocess.run(argv, cwd=project, env=env, capture_output=True, check=False, text=True,
+                          timeout=60)
     lines = (done.stdout + done.stderr).strip().splitlines()
     assert done.returncode != 0
     assert len(lines) == 1 and secret in lines[0] and "not set" in lines[0], lines
@@ -168,8 +170,8 @@ def test_django_check_deploy_passes_with_only_the_documented_environment(servers
     project = servers.project(config)
     env = documented_environment(project)
     check = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level",
-                            "WARNING"], cwd=project, env=env, capture_output=True, check=False, text=True,
-                           timeout=120)
+                            "WARNING"], cwd=project, env=env, capture_output=True, check=False,
+                           text=True, timeout=120)
     assert check.returncode == 0, check.stdout + check.stderr
 
     def debug(**extra) -> str:
@@ -189,8 +191,8 @@ def test_flask_secret_key_comes_from_the_environment(servers, config):
     project = servers.project(config)
     code = "from shop import create_app; print(create_app().secret_key)"
     env = {**documented_environment(project), "FLASK_SECRET_KEY": "from-the-env-" + "x" * 30}
-    done = subprocess.run([sys.executable, "-c", code], cwd=project, env=env, capture_output=True, check=False,
-                          text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", code], cwd=project, env=env, capture_output=True,
+                          check=False, text=True, timeout=60)
     assert done.stdout.strip() == env["FLASK_SECRET_KEY"], done.stderr
 
 

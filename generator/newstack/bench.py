@@ -29,7 +29,7 @@ import psutil
 
 from . import smoke
 from .errors import NewstackError
-from .stacks import COMBINATIONS, SERVERS, Combination
+from .stacks import COMBINATIONS, LABELS, SERVERS, Combination
 
 # The seed's "Decision Matrix - Performance is Important!", requests/s and memory as claimed.
 SEED_CLAIMS = {
@@ -38,6 +38,10 @@ SEED_CLAIMS = {
     "flask-wsgi": (5_000, "High"),
     "django-wsgi": (3_000, "High"),
 }
+
+# The prod combinations by id, and their ids by (stack key, server): ids are never taken apart.
+PROD = {c.id: c for c in COMBINATIONS if c.target == "prod"}
+PROD_ID = {(c.stack.key, c.server): c.id for c in PROD.values()}
 
 # Seconds of load before each measurement: imports, caches, connections.
 WARM_UP = 1
@@ -152,7 +156,7 @@ class Measurement:
     @property
     def stack(self) -> str:
         """fastapi-asgi for fastapi-asgi-prod and fastapi-asgi-prod-granian"""
-        return self.combination.split("-prod")[0]
+        return PROD[self.combination].stack.key
 
     @property
     def ok(self) -> bool:
@@ -218,7 +222,8 @@ class Run:
             }
         servers = {}
         for stack in dict.fromkeys(r.stack for r in self.results):
-            gunicorn, granian = self.default(f"{stack}-prod"), self.default(f"{stack}-prod-granian")
+            gunicorn = self.default(PROD_ID[stack, "gunicorn"])
+            granian = self.default(PROD_ID[stack, "granian"])
             if gunicorn is None or granian is None:
                 continue
             servers[stack] = {
@@ -236,9 +241,8 @@ class Run:
                     "ours_to_theirs": round(default.requests_per_s / r.requests_per_s, 2)}
         django = {}
         for server in SERVERS:
-            suffix = "" if server == SERVERS[0] else f"-{server}"
-            asgi = self.default(f"django-asgi-prod{suffix}")
-            wsgi = self.default(f"django-wsgi-prod{suffix}")
+            asgi = self.default(PROD_ID["django-asgi", server])
+            wsgi = self.default(PROD_ID["django-wsgi", server])
             if asgi and wsgi:
                 django[server] = round(asgi.requests_per_s / wsgi.requests_per_s, 2)
         return {"defaults": defaults, "granian_to_gunicorn": servers, "peers": peers,
@@ -374,10 +378,10 @@ def bench(combinations: list[Combination], seconds: float, connections: int, tun
         for combination in combinations:
             step(f"generating {combination.id}")
             project = generate(Answers.of("bench", combination), root / combination.id / "bench")
-            done = smoke.run_prod_setup(
+            setup = smoke.run_prod_setup(
                 project, smoke.server_env(project, Path(sys.executable).parent, combination, 0))
-            if done:
-                done.check_returncode()
+            if setup:
+                setup.check_returncode()
             projects[combination] = project
         plans = {c: plan(c, cores, tune, rng) for c in combinations}
         total, done = sum(len(p) for p in plans.values()), 0
@@ -393,8 +397,7 @@ def bench(combinations: list[Combination], seconds: float, connections: int, tun
 
 
 def _label(combination: str) -> str:
-    server = "Granian" if combination.endswith("-granian") else "gunicorn"
-    return f"{combination.split('-prod')[0]} / {server}"
+    return f"{PROD[combination].stack.key} / {LABELS[PROD[combination].server]}"
 
 
 def report(run: Run) -> None:
@@ -447,8 +450,8 @@ def report(run: Run) -> None:
                        "ratio", "MB total ratio"):
             trade.add_column(column, justify="left" if column == "stack" else "right")
         for stack, ratios in summary["granian_to_gunicorn"].items():
-            gunicorn = run.default(f"{stack}-prod")
-            granian = run.default(f"{stack}-prod-granian")
+            gunicorn = run.default(PROD_ID[stack, "gunicorn"])
+            granian = run.default(PROD_ID[stack, "granian"])
             trade.add_row(stack, f"{gunicorn.requests_per_s:,.0f}", f"{granian.requests_per_s:,.0f}",
                           f"{ratios['requests_per_s']:.2f}", f"{gunicorn.p99_ms:.1f}",
                           f"{granian.p99_ms:.1f}", f"{ratios.get('p99_ms', 0):.2f}",
@@ -511,22 +514,22 @@ def plot(run: Run, path: Path) -> None:
                   rotation=70, ha="right", fontsize=6)
     ax.set_ylabel("requests/s (/api/hello)")
     ax.set_title("every measurement, in the order taken within each stack (defaults first and last)")
-    stacks = [s for s in dict.fromkeys(r.stack for r in shown)]
+    stacks = list(dict.fromkeys(r.stack for r in shown))
+    ratios = run.summary()["granian_to_gunicorn"]
     for i, (name, label) in enumerate((("requests_per_s", "requests/s"), ("p99_ms", "p99 ms"),
                                        ("memory_per_worker_mb", "MB per worker (PSS)"))):
         panel = fig.add_subplot(grid[1, i])
         for j, server in enumerate(SERVERS):
-            suffix = "" if server == SERVERS[0] else f"-{server}"
-            values = [getattr(run.default(f"{s}-prod{suffix}") or Measurement("", ""), name)
+            values = [getattr(run.default(PROD_ID[s, server]) or Measurement("", ""), name)
                       for s in stacks]
             bars = panel.bar([k + (j - 0.5) * 0.4 for k in range(len(stacks))], values, 0.4,
                              label=server)
             panel.bar_label(bars, fmt="%.0f", fontsize=6)
-        ratios = run.summary()["granian_to_gunicorn"]
         panel.set_xticks(range(len(stacks)),
                          [f"{s}\n{ratios[s][name]:.2f}" if name in ratios.get(s, {}) else s
                           for s in stacks], fontsize=7)
-        panel.set_title(f"defaults: {label} (under each: Granian / gunicorn)", fontsize=9)
+        panel.set_title(f"defaults: {label}", fontsize=9)
+        panel.set_xlabel("under each stack: Granian / gunicorn", fontsize=7)
         if i == 0:
             panel.legend(fontsize=7)
     fig.suptitle(f"newstack bench: prod stacks on gunicorn and Granian, {run.cores} cores, "
@@ -536,4 +539,4 @@ def plot(run: Run, path: Path) -> None:
     plt.close(fig)
 
 
-COMBINATION_ORDER = {c.id: i for i, c in enumerate(c for c in COMBINATIONS if c.target == "prod")}
+COMBINATION_ORDER = {cid: i for i, cid in enumerate(PROD)}

@@ -333,7 +333,7 @@ def main() -> None:
         hint = error.ctx.command_path + " --help" if getattr(error, "ctx", None) else "newstack --help"
         print(f"newstack: error: {error.format_message()} (see {hint})", file=sys.stderr)
         code = error.exit_code
-    except Exception as error:
+    except Exception as error:  # the edge: one line unless debugging
         if debug:
             raise
         if Interrupted.received is not None:  # the signal's exception was lost on the way

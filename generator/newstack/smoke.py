@@ -72,8 +72,8 @@ def run_prod_setup(project: Path, env: dict[str, str]) -> subprocess.CompletedPr
     if not setup:
         return None
     setup_env, argv = split_command(setup)
-    return subprocess.run(argv, cwd=project, env={**env, **setup_env}, capture_output=True, check=False,
-                          text=True, timeout=120)
+    return subprocess.run(argv, cwd=project, env={**env, **setup_env}, capture_output=True,
+                          check=False, text=True, timeout=120)
 
 
 def free_port() -> int:
@@ -370,7 +370,8 @@ def isolated_env(project: Path, where: Path) -> Path:
     else:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
         install = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
-    done = subprocess.run([*install, str(project)], capture_output=True, check=False, text=True, timeout=900)
+    done = subprocess.run([*install, str(project)], capture_output=True, check=False, text=True,
+                          timeout=900)
     if done.returncode:
         raise SmokeError(f"installing {project.name} failed: {done.stderr.strip()[-300:]}")
     return venv / "bin"
