@@ -31,7 +31,7 @@ import psutil
 import pytest
 
 from newstack import render, smoke
-from newstack.stacks import COMBINATIONS, Combination, WorkerClass
+from newstack.stacks import COMBINATIONS, Combination, WorkerClass, server_row
 
 BIN = Path(sys.executable).parent
 LOAD_SCRIPT = Path(__file__).with_name("load.lua")
@@ -39,22 +39,12 @@ CONNECTIONS = 64
 THREADS = 2
 SETTLE = 6  # seconds at most that wrk waits, once it stops sending, for the answers still due
 
-# What each kind of server is started with, per server, on top of what a platform gives
-# (smoke.server_env). A kind a server has no entry for is not run on it.
-KINDS = {
-    # max_requests off: the load, kill and reload tests are not confounded by recycling
-    # (Granian recycles nothing unless told to: GRANIAN_WORKERS_LIFETIME / _MAX_RSS are off)
-    "steady": {"gunicorn": {"GUNICORN_MAX_REQUESTS": "0"}, "granian": {}},
-    # each worker recycled every 100-300 requests: several times in a few seconds of load, the
-    # two workers out of step (even when booting takes seconds on a busy machine). Granian has
-    # no count of requests to recycle by: see
-    # test_prod.test_max_requests_recycling_fails_no_request.
-    "recycling": {"gunicorn": {"GUNICORN_MAX_REQUESTS": "100",
-                               "GUNICORN_MAX_REQUESTS_JITTER": "200"}},
-}
-# How each server logs a worker it starts (gunicorn: "Booting worker with pid: 123"; Granian:
-# "Spawning worker-1 with PID: 123").
-BOOTED = {"gunicorn": "Booting worker with pid", "granian": "Spawning worker-"}
+# The kinds of run a server is started for, in the order a group runs them; each server row
+# says what environment it needs for a kind (Server.test_env), and a kind it has none for is not
+# run on it: "steady" (max_requests off, so that load, kill and reload tests are not confounded by
+# recycling) and "recycling" (each worker recycled every 100-300 requests: several times in a few
+# seconds of load, the two workers out of step; Granian has no count of requests to recycle by:
+# see test_prod.test_max_requests_recycling_fails_no_request).
 
 
 @dataclass(frozen=True)
@@ -66,10 +56,8 @@ class ProdConfig:
 
     @property
     def id(self) -> str:
-        if self.worker is None:  # Granian: fastapi-asgi-prod-granian
-            return self.combination.id
-        short = self.worker.name.split(".")[0].removesuffix("_worker")  # uvicorn, asgi, gthread
-        return f"{self.combination.id}-{short}"
+        """fastapi-asgi-prod-uvicorn (gunicorn, a worker class), fastapi-asgi-prod-granian"""
+        return self.combination.variant_id(self.worker)
 
     @property
     def server(self) -> str:
@@ -86,7 +74,7 @@ class ProdConfig:
 
 def worker_choices(combination: Combination) -> tuple[WorkerClass | None, ...]:
     """gunicorn: an ASGI stack's every worker class, a WSGI one's default; Granian: none."""
-    if combination.server == "granian":
+    if not server_row(combination.server).takes_worker_class:
         return (None,)
     classes = combination.stack.worker_classes
     return classes if combination.protocol == "asgi" else classes[:1]
@@ -128,7 +116,7 @@ class Running:
         self.base_url = f"http://{smoke.HOST}:{self.port}"
         env = smoke.server_env(project, BIN, config.combination, self.port)
         command_env, argv = smoke.split_command(smoke.readme_commands(project)["prod-command"])
-        self.env = {**env, **command_env, **KINDS[kind][config.server]}
+        self.env = {**env, **command_env, **server_row(config.server).test_env[kind]}
         self.settings = smoke.server_settings(project, BIN, self.env)
         self.server = smoke.Server(argv, project, self.env, log)
         try:
@@ -150,7 +138,7 @@ class Running:
 
     def boots(self) -> int:
         """Workers the server has started so far."""
-        return self.log_text().count(BOOTED[self.config.server])
+        return self.log_text().count(server_row(self.config.server).boot_log)
 
     def workers(self) -> list[int]:
         try:

@@ -37,14 +37,13 @@ from hypothesis import strategies as st
 from newstack import naming, render
 from newstack.errors import UsageError
 from newstack.stacks import (
+    APPLIES,
     FRAMEWORKS,
     PROTOCOLS,
-    SERVER_FOR_DEV,
-    SERVER_PACKAGES,
+    SERVER_ROWS,
     SERVERS,
     STACKS,
     TARGETS,
-    WORKER_CLASS_FOR_GRANIAN,
     WORKER_CLASSES,
     Combination,
     find_stack,
@@ -53,6 +52,9 @@ from newstack.stacks import (
 )
 
 from .conftest import NEWSTACK, REPO, copier_copy, newstack, tree
+
+SERVER_FOR_DEV = APPLIES[0].refusal("dev", None)
+WORKER_CLASS_FOR_GRANIAN = APPLIES[1].refusal("prod", "granian")
 
 # --------------------------------------------------------------------------------------------
 # Counting and settling one attempt
@@ -298,7 +300,7 @@ def installed_modules() -> tuple[set[str], set[str]]:
     wanted = {r for s in STACKS for r in (*s.packages, *s.prod_packages, *s.test_packages,
                                           *(r for _, extra in s.extras for r in extra))}
     wanted |= {r for w in WORKER_CLASSES for r in w.packages}
-    wanted |= {r for packages in SERVER_PACKAGES.values() for r in packages}
+    wanted |= {r for server in SERVER_ROWS for r in server.packages}
     todo, seen, missing, modules = [Requirement(r) for r in wanted], set(), set(), set()
     while todo:
         req = todo.pop()

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from newstack.smoke import readme_commands, split_command
-from newstack.stacks import COMBINATIONS, LABELS, find_combination
+from newstack.stacks import COMBINATIONS, find_combination, server_row
 
 from .conftest import run
 from .proxy import PATHS, Site, changed_lines, check_config, prepare
@@ -296,7 +296,7 @@ def test_readme_explains_the_three_ways_to_run_in_production(projects, cid):
     readme = (projects[cid] / "README.md").read_text()
     headings = re.findall(r"(?m)^#{2,3} .+$", readme)
     server = find_combination(cid).server
-    section = ["## Running in production", f"### One host, {LABELS[server or 'gunicorn']} alone",
+    section = ["## Running in production", f"### One host, {server_row(server or 'gunicorn').label} alone",
                "### One host behind nginx", "### A cluster on Kubernetes"]
     if cid.endswith("dev"):
         assert not set(section) & set(headings)

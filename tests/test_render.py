@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from newstack.stacks import COMBINATIONS, find_combination
+from newstack.stacks import COMBINATIONS, find_combination, server_row
 
 from .conftest import COMBINATION_IDS, copier_copy, run, tree
 
@@ -101,7 +101,7 @@ def readme_prod_argv(project) -> list[str]:
 @pytest.mark.parametrize("cid", [c.id for c in COMBINATIONS if c.server == "gunicorn"])
 def test_gunicorn_config_is_valid_and_names_the_tables_worker_class(projects, cid):
     stack = find_combination(cid).stack
-    argv = [arg.replace("{package}", "shop") for arg in stack.prod_argv("gunicorn")]
+    argv = [arg.replace("{package}", "shop") for arg in server_row("gunicorn").prod_argv(stack)]
     assert readme_prod_argv(projects[cid]) == argv
     secrets = SECRETS
     check = run([sys.executable, "-m", *argv, "--check-config"], cwd=projects[cid], env=secrets)
@@ -135,7 +135,7 @@ def test_granian_settings_come_from_the_environment_and_name_the_tables_interfac
     assert defaults["GRANIAN_WORKERS_KILL_TIMEOUT"] == "20"
     assert ("GRANIAN_BLOCKING_THREADS" in defaults) == (stack.protocol == "wsgi")
     source = (projects[cid] / "shop" / "serve.py").read_text()
-    assert f'"--interface", "{stack.granian_interface}"' in source
+    assert f'"--interface", "{server_row("granian").interface(stack)}"' in source
     # Granian's command line rejects a bad value of these before it serves anything
     bad = run([sys.executable, "-m", "shop.serve"], cwd=projects[cid],
               env={**env, "GRANIAN_BACKLOG": "not-a-number"})

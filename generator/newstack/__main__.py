@@ -6,10 +6,11 @@ with the same line and exit code, not a KeyboardInterrupt traceback: nothing is 
 
 import os
 import signal
+from types import FrameType
 
 
 def main() -> None:
-    def before_the_cli(signum: int, _frame) -> None:
+    def before_the_cli(signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         os.write(2, f"newstack: interrupted by {name}; nothing was written\n".encode())
         os._exit(128 + signum)

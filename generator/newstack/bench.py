@@ -29,7 +29,7 @@ import psutil
 
 from . import smoke
 from .errors import NewstackError
-from .stacks import COMBINATIONS, LABELS, SERVERS, Combination
+from .stacks import COMBINATIONS, SERVERS, Combination, server_row
 
 # The seed's "Decision Matrix - Performance is Important!", requests/s and memory as claimed.
 SEED_CLAIMS = {
@@ -397,7 +397,7 @@ def bench(combinations: list[Combination], seconds: float, connections: int, tun
 
 
 def _label(combination: str) -> str:
-    return f"{PROD[combination].stack.key} / {LABELS[PROD[combination].server]}"
+    return f"{PROD[combination].stack.key} / {server_row(PROD[combination].server).label}"
 
 
 def report(run: Run) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,11 +17,15 @@ from .stacks import (
     COMBINATIONS,
     FRAMEWORKS,
     PROTOCOLS,
+    SERVER_ROWS,
     SERVERS,
     STACKS,
     TARGETS,
     WORKER_CLASSES,
 )
+
+if TYPE_CHECKING:
+    from .render import Answers
 
 app = typer.Typer(
     help="Generate a runnable Python web service wired to the right server.",
@@ -47,7 +52,7 @@ def _root(
     pass
 
 
-def _one_of(values) -> str:
+def _one_of(values: Iterable[str]) -> str:
     return "One of: " + ", ".join(values) + "."
 
 
@@ -140,19 +145,20 @@ def update(
         raise typer.Exit(1)
 
 
-def _print_next_steps(dest: Path, answers) -> None:
+def _print_next_steps(dest: Path, answers: Answers) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    context = answers.context()
+    resolved = answers.resolve()
+    context = resolved.context()
     console = Console(highlight=False, soft_wrap=True)
-    console.print(f"[green]Created[/] {dest} ({context['label']}, {answers.target})")
+    console.print(f"[green]Created[/] {dest} ({context.label}, {resolved.target.name})")
     console.print(f"  cd {dest}")
     console.print(escape('  python -m venv .venv && . .venv/bin/activate && pip install -e ".[test]"'))
-    console.print(f"  {escape(context['dev_command'])}  [dim]# development server[/]")
-    if answers.target == "prod":
-        how = context.get("worker_class") or f"Granian, {context['granian_interface']}"
-        console.print(f"  {escape(context['prod_command'])}  [dim]# production ({how})[/]")
+    console.print(f"  {escape(context.dev_command)}  [dim]# development server[/]")
+    if context.prod_command:
+        how = context.worker_class or f"{context.server_label}, {context.interface}"
+        console.print(f"  {escape(context.prod_command)}  [dim]# production ({how})[/]")
     console.print("  python -m pytest  [dim]# its tests[/]")
 
 
@@ -180,11 +186,11 @@ def matrix(
     for stack in STACKS:
         workers = ", ".join(w.name + (" (default)" if i == 0 else "")
                             for i, w in enumerate(stack.worker_classes))
-        for i, server in enumerate(SERVERS):
+        for i, server in enumerate(SERVER_ROWS):
             table.add_row(stack.label if i == 0 else "", stack.dev_command if i == 0 else "",
-                          server + (" (default)" if i == 0 else ""),
-                          " ".join(stack.prod_argv(server)),
-                          workers if server == "gunicorn" else stack.granian_interface)
+                          server.name + (" (default)" if i == 0 else ""),
+                          " ".join(server.prod_argv(stack)),
+                          workers if server.takes_worker_class else server.interface(stack))
     console = Console(soft_wrap=True)
     console.print(table)
     console.print("{package} stands for the project's package name. Refused:")

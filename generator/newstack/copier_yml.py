@@ -5,27 +5,33 @@ committed file is stale.
 
 from __future__ import annotations
 
+import json
 import keyword
 import shlex
+from dataclasses import asdict, dataclass, field, replace
+from itertools import product
 from typing import Any
 
 from . import naming
 from .stacks import (
+    APPLIES,
     FRAMEWORKS,
     INVALID,
     LABELS,
     PROTOCOLS,
-    SERVER_FOR_DEV,
-    SERVER_PACKAGES,
+    SERVER_ROWS,
     SERVERS,
     STACKS,
+    TARGET_ROWS,
     TARGETS,
-    WORKER_CLASS_FOR_DEV,
-    WORKER_CLASS_FOR_GRANIAN,
     WORKER_CLASSES,
+    Server,
     Stack,
+    Target,
     WorkerClass,
+    applies,
     default_protocol,
+    fill_package,
     invalid_reason,
     worker_class_reason,
 )
@@ -35,59 +41,93 @@ HEADER = """\
 # Do not edit by hand: tests/test_sync.py fails when this file is stale.
 """
 
-# context_key() as a Jinja expression
-CONTEXT_KEY = (
-    "framework ~ '-' ~ protocol ~ '-' ~ target ~ ('-' ~ (worker_class if server == 'gunicorn' "
-    "else server) if target == 'prod' else '')"
+
+@dataclass(frozen=True)
+class Context:
+    """What the templates read as `stack.*` for one rendered combination. Every field exists
+    for every combination; what does not apply is empty."""
+
+    label: str
+    dev_command: str
+    dev_bind: str
+    dependencies: list[str]
+    test_dependencies: list[str]
+    secret_env: str
+    hosts_env: str
+    extras: dict[str, list[str]]
+    ships: list[str]  # the file names this combination switches on (Target.ships)
+    server: str = ""
+    server_label: str = ""
+    prod_command: str = ""
+    prod_argv: list[str] = field(default_factory=list)
+    interface: str = ""  # the server's interface for this stack (Granian's --interface)
+    cluster_workers: int = 0  # workers in one Kubernetes pod
+    worker_class: str = ""
+    gunicorn_class: str = ""
+    worker_note: str = ""
+    async_worker: bool = False
+    default_worker: bool = False
+
+    def filled(self, package: str) -> Context:
+        """With `{package}` filled in, as copier fills it in copier.yml's `stack`."""
+        return Context(**json.loads(fill_package(json.dumps(asdict(self)), package)))
+
+
+
+def context_key(stack: Stack, target: str, answers: dict[str, str | None]) -> str:
+    """The key of a combination's Context in copier.yml's `stacks`: the stack, the target, then
+    each answer that applies to them (see CONTEXT_KEY, its twin in Jinja)."""
+    server = answers.get("server")
+    given = [answers[a.question] or "" for a in APPLIES if a(target, server)]
+    return "-".join((stack.key, target, *given))
+
+
+CONTEXT_KEY = "framework ~ '-' ~ protocol ~ '-' ~ target" + "".join(
+    f" ~ ('-' ~ {a.question} if {a.jinja()} else '')" for a in APPLIES
 )
 
 
-def context_key(stack: Stack, target: str, server: str | None, worker: WorkerClass | None) -> str:
-    key = f"{stack.key}-{target}"
-    return f"{key}-{worker.name if worker else server}" if target == "prod" else key
-
-
-def stack_context(stack: Stack, target: str, server: str | None = None,
-                  worker: WorkerClass | None = None) -> dict[str, Any]:
-    """What the templates read as `stack.*` for one rendered combination: a prod one names its
-    server, and a worker class when that server is gunicorn."""
-    context: dict[str, Any] = {
-        "server": server or "",
-        "label": stack.label,
-        "dev_command": stack.dev_command,
-        "dev_bind": stack.dev_bind,
-        "dependencies": list(stack.packages),
-        "test_dependencies": list(stack.test_packages),
-        "secret_env": stack.secret_env,
-        "hosts_env": stack.hosts_env,
-        "extras": {name: list(packages) for name, packages in stack.extras},
-    }
-    if target == "prod":
-        context["dependencies"] += [*SERVER_PACKAGES[server], *stack.prod_packages]
-        context.update(
-            dev_command=" ".join(filter(None, (stack.debug_env, stack.dev_command))),
-            prod_command=_shell_join(stack.prod_argv(server)),
-            prod_argv=list(stack.prod_argv(server)),
+def stack_context(stack: Stack, target: Target, server: Server | None = None,
+                  worker: WorkerClass | None = None) -> Context:
+    """The Context of one combination: a prod one names its server, and a worker class when
+    that server takes one."""
+    context = Context(
+        label=stack.label,
+        dev_command=stack.dev_command,
+        dev_bind=stack.dev_bind,
+        dependencies=list(stack.packages),
+        test_dependencies=list(stack.test_packages),
+        secret_env=stack.secret_env,
+        hosts_env=stack.hosts_env,
+        extras={name: list(packages) for name, packages in stack.extras},
+        ships=[*stack.ships, *target.ships],
+    )
+    if target.debug_env_in_dev_command:
+        context = replace(context, dev_command=" ".join(filter(None, (stack.debug_env,
+                                                                      stack.dev_command))))
+    if server is not None:
+        context = replace(
+            context,
+            dependencies=[*context.dependencies, *server.packages, *stack.prod_packages],
+            ships=[*context.ships, *server.ships],
+            server=server.name,
+            server_label=server.label,
+            prod_command=_shell_join(server.prod_argv(stack)),
+            prod_argv=list(server.prod_argv(stack)),
+            interface=server.interface(stack),
+            cluster_workers=server.cluster_workers,
         )
-    if server:
-        context["server_label"] = LABELS[server]
-    if server == "granian":
-        context.update(
-            granian_interface=stack.granian_interface,
-            # Granian workers in one Kubernetes pod, whose CPU limit is one core
-            cluster_workers=1,
-        )
-    if worker:
-        context["dependencies"] += worker.packages
-        context.update(
+    if worker is not None:
+        context = replace(
+            context,
+            dependencies=[*context.dependencies, *worker.packages],
+            ships=[*context.ships, *worker.ships],
             worker_class=worker.name,
             gunicorn_class=worker.gunicorn_class,
             worker_note=worker.note,
             async_worker=worker.async_worker,
             default_worker=worker == stack.worker_classes[0],
-            # gunicorn workers in one Kubernetes pod, whose CPU limit is one core: the same rule
-            # as gunicorn.conf.py (which would count the node's cores, not the pod's limit).
-            cluster_workers=1 if worker.async_worker else 3,
+            cluster_workers=worker.cluster_workers,
         )
     return context
 
@@ -101,13 +141,18 @@ def _shell_join(argv: tuple[str, ...]) -> str:
 
 def all_contexts() -> dict[str, dict[str, Any]]:
     contexts = {}
-    for stack in STACKS:
-        contexts[context_key(stack, "dev", None, None)] = stack_context(stack, "dev")
-        for worker in stack.worker_classes:
-            contexts[context_key(stack, "prod", "gunicorn", worker)] = stack_context(
-                stack, "prod", "gunicorn", worker)
-        contexts[context_key(stack, "prod", "granian", None)] = stack_context(
-            stack, "prod", "granian")
+    for stack, target in product(STACKS, TARGET_ROWS):
+        servers: list[Server | None] = [
+            s for s in SERVER_ROWS if applies("server", target.name, s.name)] or [None]
+        for server in servers:
+            name = server.name if server else None
+            workers: list[WorkerClass | None] = [
+                w for w in stack.worker_classes if applies("worker_class", target.name, name)
+            ] or [None]
+            for worker in workers:
+                key = context_key(stack, target.name,
+                                  {"server": name, "worker_class": worker.name if worker else None})
+                contexts[key] = asdict(stack_context(stack, target, server, worker))
     return contexts
 
 
@@ -181,34 +226,25 @@ def config() -> dict[str, Any]:
         },
         "target": {
             "type": "str",
-            "help": "dev (the framework's dev server) or prod (a production server, Dockerfile, "
-                    "deploy files)",
-            "choices": {
-                # Refuses `--data server=...` or `worker_class=...` for dev, as newstack create does.
-                "dev": {"value": "dev", "validator": _if_chain({
-                    GIVEN.format("server"): SERVER_FOR_DEV,
-                    GIVEN.format("worker_class"): WORKER_CLASS_FOR_DEV})},
-                "prod": {"value": "prod"},
-            },
+            "help": " or ".join(f"{t.name} ({t.help})" for t in TARGET_ROWS),
+            # Refuses `--data server=...` or `worker_class=...` where they cannot apply, as
+            # newstack create does.
+            "choices": {t.name: _choice(t.name, {a.question: a.refusal(t.name, None)
+                                                 for a in APPLIES}) for t in TARGET_ROWS},
             "default": TARGETS[0],
         },
         "server": {
             "type": "str",
             "help": "Production server",
-            "when": "{{ target == 'prod' }}",
-            "choices": {
-                "gunicorn (with gunicorn.conf.py)": {"value": "gunicorn"},
-                "Granian (a Rust HTTP server)": {
-                    "value": "granian",
-                    "validator": _if_chain({GIVEN.format("worker_class"): WORKER_CLASS_FOR_GRANIAN}),
-                },
-            },
+            "when": _when("server"),
+            "choices": {s.help: _choice(s.name, {a.question: a.refusal(None, s.name)
+                                                 for a in APPLIES}) for s in SERVER_ROWS},
             "default": SERVERS[0],
         },
         "worker_class": {
             "type": "str",
             "help": "gunicorn worker class",
-            "when": "{{ target == 'prod' and server == 'gunicorn' }}",
+            "when": _when("worker_class"),
             "choices": {
                 w.name: {
                     "value": w.name,
@@ -239,6 +275,16 @@ def config() -> dict[str, Any]:
             % CONTEXT_KEY,
         },
     }
+
+
+def _when(question: str) -> str:
+    return "{{ %s }}" % next(a for a in APPLIES if a.question == question).jinja()  # noqa: UP031
+
+
+def _choice(value: str, refusals: dict[str, str | None]) -> dict[str, str]:
+    """A choice whose validator refuses the answers given with --data that cannot apply to it."""
+    messages = {GIVEN.format(question): why for question, why in refusals.items() if why}
+    return {"value": value, "validator": _if_chain(messages)} if messages else {"value": value}
 
 
 def _other(protocol: str) -> str:

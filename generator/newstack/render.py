@@ -4,7 +4,6 @@ moved into place only when complete: either the whole project exists afterwards 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -13,28 +12,34 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from . import REPOSITORY, __version__, naming
-from .copier_yml import stack_context
+from .copier_yml import Context, stack_context
 from .errors import Interrupted, NewstackError, UsageError
 from .stacks import (
+    APPLIES,
     COMBINATIONS,
     FRAMEWORKS,
     PROTOCOLS,
-    SERVER_FOR_DEV,
     SERVERS,
     TARGETS,
-    WORKER_CLASS_FOR_DEV,
-    WORKER_CLASS_FOR_GRANIAN,
     WORKER_CLASSES,
     Combination,
+    Server,
+    Stack,
     StackError,
+    Target,
+    WorkerClass,
+    applies,
     check_choice,
     default_protocol,
     find_stack,
     find_worker_class,
+    server_row,
+    target_row,
 )
 
 PACKAGED_TEMPLATE = Path(__file__).parent / "template"  # where the wheel carries it
@@ -49,7 +54,7 @@ class DestinationError(UsageError):
 
 @dataclass(frozen=True)
 class Answers:
-    """What `newstack create` was told; None where copier is to ask."""
+    """What `newstack create` was told (or a project recorded); None where copier is to ask."""
 
     project_name: str
     framework: str | None
@@ -67,7 +72,7 @@ class Answers:
             if protocol is None and framework in FRAMEWORKS:
                 protocol = default_protocol(framework)
             target = TARGETS[0] if target is None else target
-            if server is None and target == "prod":
+            if server is None and applies("server", target, None):
                 server = SERVERS[0]
         return cls(name, framework, protocol, target, worker_class, server)
 
@@ -80,20 +85,16 @@ class Answers:
     def validate(self) -> None:
         """Raise a UsageError naming what is wrong with the answers given."""
         naming.check(self.project_name)
-        if self.framework is not None:
-            check_choice("framework", self.framework, FRAMEWORKS)
-        if self.protocol is not None:
-            check_choice("protocol", self.protocol, PROTOCOLS)
-        if self.target is not None:
-            check_choice("target", self.target, TARGETS)
-        if self.server is not None:
-            check_choice("server", self.server, SERVERS)
-        if self.target == "dev" and self.server is not None:
-            raise StackError(SERVER_FOR_DEV)
-        if self.target == "dev" and self.worker_class is not None:
-            raise StackError(WORKER_CLASS_FOR_DEV)
-        if self.server == "granian" and self.worker_class is not None:
-            raise StackError(WORKER_CLASS_FOR_GRANIAN)
+        for name, value, allowed in (("framework", self.framework, FRAMEWORKS),
+                                     ("protocol", self.protocol, PROTOCOLS),
+                                     ("target", self.target, TARGETS),
+                                     ("server", self.server, SERVERS)):
+            if value is not None:
+                check_choice(name, value, allowed)
+        for rule in APPLIES:
+            why = rule.refusal(self.target, self.server)
+            if getattr(self, rule.question) is not None and why:
+                raise StackError(why)
         if self.worker_class is not None:
             check_choice("worker class", self.worker_class, tuple(w.name for w in WORKER_CLASSES))
         if self.framework is not None and self.protocol is not None:
@@ -104,14 +105,38 @@ class Answers:
     def data(self) -> dict[str, str]:
         return {k: v for k, v in vars(self).items() if v is not None}
 
-    def context(self) -> dict:
-        """The table's values for these (complete) answers, as the templates see them."""
+    def without_moot(self) -> Answers:
+        """These answers less those that cannot apply to their target and server (a worker
+        class recorded before a switch to Granian): copier drops those by itself."""
+        moot: dict[str, Any] = {a.question: None for a in APPLIES
+                                if not a(self.target, self.server)}
+        return replace(self, **moot)
+
+    def resolve(self) -> Resolved:
+        """The table's rows for these answers, which must be complete and valid."""
+        assert self.framework and self.protocol and self.target, "resolve() needs complete answers"
         stack = find_stack(self.framework, self.protocol)
-        server = (self.server or SERVERS[0]) if self.target == "prod" else None
-        worker = find_worker_class(stack, self.worker_class) if server == "gunicorn" else None
-        context = stack_context(stack, self.target, server, worker)
-        package = naming.package_name(self.project_name)
-        return json.loads(json.dumps(context).replace("{package}", package))
+        server = (server_row(self.server or SERVERS[0])
+                  if applies("server", self.target, None) else None)
+        worker = (find_worker_class(stack, self.worker_class)
+                  if server and applies("worker_class", self.target, server.name) else None)
+        return Resolved(naming.package_name(self.project_name), stack, target_row(self.target),
+                        server, worker)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A project's answers resolved to rows of the table."""
+
+    package: str
+    stack: Stack
+    target: Target
+    server: Server | None
+    worker: WorkerClass | None
+
+    def context(self) -> Context:
+        """What the templates see as `stack.*`."""
+        return stack_context(self.stack, self.target, self.server, self.worker).filled(self.package)
 
 
 def read_answers(project: Path) -> Answers:

@@ -21,12 +21,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 
 from .naming import package_name
-from .stacks import Combination, find_stack, find_worker_class
+from .stacks import Combination, fill_package, server_row
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 60.0  # the first start of an isolated environment compiles every module
@@ -65,7 +66,7 @@ def readme_commands(project: Path) -> dict[str, str]:
     return dict(re.findall(r"<!-- newstack:([\w-]+) -->\n```sh\n(.+?)\n```", readme))
 
 
-def run_prod_setup(project: Path, env: dict[str, str]) -> subprocess.CompletedProcess | None:
+def run_prod_setup(project: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str] | None:
     """The README's prod-setup command in `env` (Django's collectstatic: what the Dockerfile
     does at build time), or None when the project has none."""
     setup = readme_commands(project).get("prod-setup")
@@ -79,7 +80,8 @@ def run_prod_setup(project: Path, env: dict[str, str]) -> subprocess.CompletedPr
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def split_command(command: str) -> tuple[dict[str, str], list[str]]:
@@ -189,13 +191,20 @@ def expect(condition: bool, reason: str) -> None:
         raise SmokeError(reason)
 
 
+def search(pattern: str, text: str, reason: str) -> re.Match[str]:
+    """The first match of `pattern` in `text`; SmokeError(reason) when there is none."""
+    match = re.search(pattern, text)
+    if match is None:
+        raise SmokeError(reason)
+    return match
+
+
 def check_page(client: httpx.Client) -> None:
     page = client.get("/")
     expect(page.status_code == 200, f"/ answered {page.status_code}")
     kind = page.headers.get("content-type", "")
     expect(kind.startswith("text/html"), f"/ is {kind!r}, not text/html")
-    link = re.search(r'<link rel="stylesheet" href="([^"]+)"', page.text)
-    expect(link is not None, "/ links no stylesheet")
+    link = search(r'<link rel="stylesheet" href="([^"]+)"', page.text, "/ links no stylesheet")
     css = client.get(link.group(1))
     expect(css.status_code == 200, f"{link.group(1)} answered {css.status_code}")
     kind = css.headers.get("content-type", "")
@@ -212,8 +221,9 @@ def check_json(client: httpx.Client) -> None:
 
 def check_websocket(port: int, headers: dict[str, str]) -> None:
     from websockets.sync.client import connect
+    from websockets.typing import Origin
 
-    origin = f"http://{HOST}:{port}"
+    origin = Origin(f"http://{HOST}:{port}")
     with connect(f"ws://{HOST}:{port}/ws/echo", origin=origin, additional_headers=headers,
                  proxy=None, open_timeout=5) as websocket:
         websocket.send("ping")
@@ -234,30 +244,19 @@ def check_events(client: httpx.Client, interval: float = 0.3) -> None:
     expect(arrived[-1] - arrived[0] >= interval, "/api/events arrived all at once (buffered)")
 
 
-SETTINGS_CODE = {
-    # gunicorn.conf.py, run as gunicorn runs it
-    "gunicorn": "import json, runpy; s = runpy.run_path('gunicorn.conf.py'); print(json.dumps("
-                "{{k: s.get(k) for k in ('workers', 'worker_class', 'graceful_timeout')}}))",
-    # serve.py's defaults, overridden by the environment as Granian's command line does
-    "granian": "import json, os, {package}.serve as s; d = s.defaults(); d.update((k, v) for k, v "
-               "in os.environ.items() if k.startswith('GRANIAN_')); print(json.dumps({{"
-               "'workers': int(d['GRANIAN_WORKERS']), 'worker_class': None, "
-               "'graceful_timeout': int(d['GRANIAN_WORKERS_KILL_TIMEOUT'])}}))",
-}
-
-
-def server_settings(project: Path, bin_dir: Path, env: dict[str, str]) -> dict:
+def server_settings(project: Path, bin_dir: Path, env: dict[str, str]) -> dict[str, Any]:
     """What a prod project's server is set to run with (workers, graceful_timeout, and
     gunicorn's worker_class), read in the project's own environment."""
     answers = answers_of(project)
-    code = SETTINGS_CODE[answers.get("server") or "gunicorn"].format(
-        package=package_name(answers["project_name"]))
+    code = fill_package(server_row(answers["server"]).settings_code,
+                        package_name(answers["project_name"]))
     out = subprocess.run([str(bin_dir / "python"), "-c", code], cwd=project, env=env,
                          capture_output=True, text=True, check=True, timeout=30)
-    return json.loads(out.stdout)
+    settings: dict[str, Any] = json.loads(out.stdout)
+    return settings
 
 
-def check_workers(server: Server, settings: dict, expected_class: str | None) -> None:
+def check_workers(server: Server, settings: dict[str, Any], expected_class: str | None) -> None:
     """The worker class the table names is in use (gunicorn), and as many workers run as the
     settings ask for."""
     log = server.log.read_text(errors="replace")
@@ -265,8 +264,7 @@ def check_workers(server: Server, settings: dict, expected_class: str | None) ->
         expect(settings["worker_class"] == expected_class,
                f"gunicorn.conf.py sets worker_class {settings['worker_class']!r}, the table says "
                f"{expected_class!r}")
-        used = re.search(r"Using worker: (\S+)", log)
-        expect(used is not None, "gunicorn did not log its worker class")
+        used = search(r"Using worker: (\S+)", log, "gunicorn did not log its worker class")
         expect(used.group(1) == expected_class,
                f"worker class in use is {used.group(1)!r}, the table says {expected_class!r}")
     deadline = time.monotonic() + 15
@@ -279,21 +277,19 @@ def check_workers(server: Server, settings: dict, expected_class: str | None) ->
            f"{len(workers)} worker processes running, the settings ask for {settings['workers']}")
 
 
-def answers_of(project: Path) -> dict:
+def answers_of(project: Path) -> dict[str, Any]:
     import yaml
 
-    return yaml.safe_load((project / ".copier-answers.yml").read_text())
+    answers: dict[str, Any] = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    return answers
 
 
 def gunicorn_class(project: Path, combination: Combination) -> str | None:
     """The worker class the table says a prod project's gunicorn.conf.py names (None: the
-    project's server is not gunicorn)."""
-    answers = answers_of(project)
-    if answers.get("server", "gunicorn") != "gunicorn":
-        return None
-    stack = find_stack(combination.framework, combination.protocol)
-    worker = find_worker_class(stack, answers.get("worker_class"))
-    return worker.gunicorn_class.replace("{package}", package_name(answers["project_name"]))
+    project's server takes no worker class)."""
+    from .render import read_answers
+
+    return read_answers(project).resolve().context().gunicorn_class or None
 
 
 def smoke_server(project: Path, combination: Combination, which: str, bin_dir: Path,

@@ -1,21 +1,26 @@
-"""The one table: frameworks, protocols, targets, worker classes and what each stack needs.
+"""The one table: frameworks, protocols, targets, servers, worker classes and what each needs.
 
 Everything else (the CLI's choices, `newstack matrix`, copier.yml, the tests, examples/ and the
-CI matrix) is derived from the data in this module. Commands are written with `{package}` where
-the project's Python package name goes.
+CI matrix) is derived from the rows in this module: consumers ask a row, they never test a
+value's name. Commands are written with `{package}` where the project's Python package name
+goes; `fill_package` is the one place it is filled in.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import product
+from typing import Literal
 
 from .errors import UsageError
 
-FRAMEWORKS = ("fastapi", "flask", "django")
-PROTOCOLS = ("wsgi", "asgi")
-TARGETS = ("dev", "prod")
-SERVERS = ("gunicorn", "granian")  # of the prod target; the first is the default
+Framework = Literal["fastapi", "flask", "django"]
+Protocol = Literal["wsgi", "asgi"]
+TargetName = Literal["dev", "prod"]
+ServerName = str  # a row of SERVER_ROWS: adding one is adding a row, not a type
+
+FRAMEWORKS: tuple[Framework, ...] = ("fastapi", "flask", "django")
+PROTOCOLS: tuple[Protocol, ...] = ("wsgi", "asgi")
 
 LABELS = {
     "fastapi": "FastAPI",
@@ -23,22 +28,129 @@ LABELS = {
     "django": "Django",
     "wsgi": "WSGI",
     "asgi": "ASGI",
-    "dev": "dev",
-    "prod": "prod",
-    "gunicorn": "gunicorn",
-    "granian": "Granian",
 }
 
-GUNICORN = "gunicorn>=25.1"  # 25.1: native asgi worker stable, control socket setting exists
 UVICORN = "uvicorn[standard]>=0.34"  # [standard]: websockets (plain uvicorn answers WS with 404)
-GRANIAN = "granian>=2.8"  # 2.8: asginl, respawn of failed workers, workers_kill_timeout
-SERVER_PACKAGES = {"gunicorn": (GUNICORN,), "granian": (GRANIAN,)}
+
+
+def fill_package(text: str, package: str) -> str:
+    """The one place `{package}` becomes the project's package name."""
+    return text.replace("{package}", package)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: TargetName
+    help: str
+    # What a project of this target carries beyond the framework's tree: template file names
+    # switch on these (`{% if 'Dockerfile' in stack.ships %}`), never on the target's name.
+    ships: tuple[str, ...] = ()
+    takes_server: bool = False  # a production server, chosen among SERVER_ROWS
+    debug_env_in_dev_command: bool = False  # its dev command must switch debug on by itself
+
+
+TARGET_ROWS = (
+    Target("dev", "the framework's dev server"),
+    Target(
+        "prod",
+        "a production server, Dockerfile, deploy files",
+        ships=(".dockerignore", ".env.example", "Dockerfile", "deploy"),
+        takes_server=True,
+        debug_env_in_dev_command=True,  # a prod project's settings default to debug off
+    ),
+)
+TARGETS: tuple[TargetName, ...] = tuple(t.name for t in TARGET_ROWS)
+
+
+@dataclass(frozen=True)
+class Server:
+    """A production server."""
+
+    name: ServerName
+    label: str
+    help: str  # the choice's text in copier's questionnaire
+    packages: tuple[str, ...]
+    argv: tuple[str, ...]  # the prod command; `{app}` is the stack's app, `{package}` the package
+    config_file: str  # where the project keeps its settings
+    ships: tuple[str, ...]  # the files it adds to a prod project (see Target.ships)
+    takes_worker_class: bool  # its workers are chosen among WORKER_CLASSES
+    env_prefix: str  # every setting can be given as an environment variable with this prefix
+    boot_log: str  # what its log says when it starts a worker
+    # Python run in a prod project (cwd: the project) that prints its server's settings as JSON:
+    # workers, worker_class (None when it takes none) and graceful_timeout.
+    settings_code: str
+    interfaces: dict[str, str] = field(default_factory=dict)  # stack key -> its --interface
+    no_worker_class: str = ""  # why it takes no worker class
+    cluster_workers: int = 1  # workers in one Kubernetes pod (CPU limit one core)
+    # Environment for the prod tests' kinds of run (tests/generated/prod.py): "steady" must not
+    # recycle workers; "recycling" recycles them every few hundred requests (absent: it cannot).
+    test_env: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def prod_argv(self, stack: Stack) -> tuple[str, ...]:
+        return tuple(arg.replace("{app}", stack.app) for arg in self.argv)
+
+    def interface(self, stack: Stack) -> str:
+        return self.interfaces.get(stack.key, "")
+
+
+SERVER_ROWS = (
+    Server(
+        name="gunicorn",
+        label="gunicorn",
+        help="gunicorn (with gunicorn.conf.py)",
+        # 25.1: native asgi worker stable, control socket setting exists
+        packages=("gunicorn>=25.1",),
+        argv=("gunicorn", "{app}", "-c", "gunicorn.conf.py"),
+        config_file="gunicorn.conf.py",
+        ships=("gunicorn.conf.py",),
+        takes_worker_class=True,
+        env_prefix="GUNICORN_",
+        boot_log="Booting worker with pid",
+        # gunicorn.conf.py, run as gunicorn runs it
+        settings_code="import json, runpy; s = runpy.run_path('gunicorn.conf.py'); print(json.dumps("
+        "{k: s.get(k) for k in ('workers', 'worker_class', 'graceful_timeout')}))",
+        test_env={
+            "steady": {"GUNICORN_MAX_REQUESTS": "0"},
+            "recycling": {"GUNICORN_MAX_REQUESTS": "100", "GUNICORN_MAX_REQUESTS_JITTER": "200"},
+        },
+    ),
+    Server(
+        name="granian",
+        label="Granian",
+        help="Granian (a Rust HTTP server)",
+        packages=("granian>=2.8",),  # 2.8: asginl, respawn of failed workers, workers_kill_timeout
+        # Granian reads no configuration file: the module maps the environment onto it.
+        argv=("python", "-m", "{package}.serve"),
+        config_file="{package}/serve.py",
+        ships=("serve.py", "test_serve.py"),
+        takes_worker_class=False,
+        env_prefix="GRANIAN_",
+        boot_log="Spawning worker-",
+        # serve.py's defaults, overridden by the environment as Granian's command line does
+        settings_code="import json, os, {package}.serve as s; d = s.defaults(); d.update((k, v) "
+        "for k, v in os.environ.items() if k.startswith('GRANIAN_')); print(json.dumps({"
+        "'workers': int(d['GRANIAN_WORKERS']), 'worker_class': None, "
+        "'graceful_timeout': int(d['GRANIAN_WORKERS_KILL_TIMEOUT'])}))",
+        interfaces={
+            "fastapi-asgi": "asgi",  # runs FastAPI's lifespan
+            "flask-wsgi": "wsgi",
+            "django-wsgi": "wsgi",
+            # Django and Channels have no lifespan: under `asgi` Granian logs an error at each start
+            "django-asgi": "asginl",
+        },
+        no_worker_class="Granian runs its own workers",
+        # Granian recycles nothing unless told to (GRANIAN_WORKERS_LIFETIME / _MAX_RSS are off)
+        test_env={"steady": {}},
+    ),
+)
+SERVERS: tuple[ServerName, ...] = tuple(s.name for s in SERVER_ROWS)  # the first is the default
 
 
 @dataclass(frozen=True)
 class WorkerClass:
     name: str  # the choice (`--worker-class`): a gunicorn worker class
-    protocol: str
+    short: str  # in ids: fastapi-asgi-prod-uvicorn
+    protocol: Protocol
     packages: tuple[str, ...]
     async_worker: bool  # async workers default to one per core, sync ones to 2 x cores + 1
     note: str
@@ -51,10 +163,21 @@ class WorkerClass:
         """What gunicorn.conf.py sets as worker_class (with `{package}`)."""
         return self.subclass or self.name
 
+    @property
+    def ships(self) -> tuple[str, ...]:
+        return ("workers.py",) if self.subclass else ()
+
+    @property
+    def cluster_workers(self) -> int:
+        # gunicorn workers in one Kubernetes pod, whose CPU limit is one core: the same rule as
+        # gunicorn.conf.py (which would count the node's cores, not the pod's limit).
+        return 1 if self.async_worker else 3
+
 
 WORKER_CLASSES = (
     WorkerClass(
         "uvicorn_worker.UvicornWorker",
+        "uvicorn",
         "asgi",
         ("uvicorn-worker>=0.3",),
         True,
@@ -67,6 +190,7 @@ WORKER_CLASSES = (
     WorkerClass(
         "asgi",
         "asgi",
+        "asgi",
         (),
         True,
         "gunicorn's native ASGI worker: no extra package, enforces gunicorn's request limits",
@@ -75,21 +199,21 @@ WORKER_CLASSES = (
     ),
     WorkerClass(
         "gthread",
+        "gthread",
         "wsgi",
         (),
         False,
         "threads per worker and keep-alive; holds slow clients better than sync",
     ),
-    WorkerClass("sync", "wsgi", (), False, "one request at a time per worker process"),
+    WorkerClass("sync", "sync", "wsgi", (), False, "one request at a time per worker process"),
 )
 
 
 @dataclass(frozen=True)
 class Stack:
-    framework: str
-    protocol: str
+    framework: Framework
+    protocol: Protocol
     app: str  # the import path the server serves
-    granian_interface: str  # Granian's --interface for this stack
     dev_command: str
     dev_bind: str  # appended to the dev command to choose the address, e.g. by `newstack smoke`
     packages: tuple[str, ...]  # needed by both targets
@@ -101,6 +225,7 @@ class Stack:
     # Optional dependency groups of the generated project, e.g. ("redis", ("channels-redis",)):
     # `pip install ".[redis]"`; the prod Dockerfile installs them all.
     extras: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    ships: tuple[str, ...] = ()  # files of the framework's tree only this stack has
 
     @property
     def key(self) -> str:
@@ -115,19 +240,12 @@ class Stack:
         """The gunicorn worker classes that can serve this stack, the default first."""
         return tuple(w for w in WORKER_CLASSES if w.protocol == self.protocol)
 
-    def prod_argv(self, server: str) -> tuple[str, ...]:
-        if server == "granian":
-            # Granian reads no configuration file: the module maps the environment onto it.
-            return ("python", "-m", "{package}.serve")
-        return ("gunicorn", self.app, "-c", "gunicorn.conf.py")
-
 
 STACKS = (
     Stack(
         framework="fastapi",
         protocol="asgi",
         app="{package}.main:app",
-        granian_interface="asgi",  # runs FastAPI's lifespan
         dev_command="uvicorn {package}.main:app --reload",
         dev_bind="--host {host} --port {port}",
         packages=("fastapi>=0.115", UVICORN, "jinja2>=3.1"),
@@ -140,7 +258,6 @@ STACKS = (
         framework="flask",
         protocol="wsgi",
         app="{package}:create_app()",
-        granian_interface="wsgi",
         dev_command="flask --app {package} run --debug",
         dev_bind="--host {host} --port {port}",
         packages=("flask>=3.1",),
@@ -153,7 +270,6 @@ STACKS = (
         framework="django",
         protocol="wsgi",
         app="{package}.wsgi:application",
-        granian_interface="wsgi",
         dev_command="python manage.py runserver",
         dev_bind="{host}:{port}",
         packages=("django>=5.2",),
@@ -162,13 +278,12 @@ STACKS = (
         secret_env="DJANGO_SECRET_KEY",
         hosts_env="DJANGO_ALLOWED_HOSTS",
         debug_env="DJANGO_DEBUG=1",
+        ships=("wsgi.py",),
     ),
     Stack(
         framework="django",
         protocol="asgi",
         app="{package}.asgi:application",
-        # Django and Channels have no lifespan: under `asgi` Granian logs an error at each start
-        granian_interface="asginl",
         dev_command="uvicorn {package}.asgi:application --reload",
         dev_bind="--host {host} --port {port}",
         packages=("django>=5.2", "channels>=4.2", UVICORN),
@@ -181,6 +296,7 @@ STACKS = (
         # More than one process (workers or replicas) needs a shared channel layer for group
         # messages; settings.py uses it when REDIS_URL is set.
         extras=(("redis", ("channels-redis>=4.2",)),),
+        ships=("asgi.py", "consumers.py", "middleware.py"),
     ),
 )
 
@@ -192,11 +308,19 @@ INVALID = {
 }
 
 
+def target_row(name: str) -> Target:
+    return next(t for t in TARGET_ROWS if t.name == name)
+
+
+def server_row(name: str) -> Server:
+    return next(s for s in SERVER_ROWS if s.name == name)
+
+
 @dataclass(frozen=True)
 class Combination:
     stack: Stack
-    target: str
-    server: str | None = None  # prod only: one of SERVERS
+    target: TargetName
+    server: ServerName | None = None  # prod only: one of SERVERS
 
     @property
     def id(self) -> str:
@@ -204,30 +328,79 @@ class Combination:
         suffix = f"-{self.server}" if self.server and self.server != SERVERS[0] else ""
         return f"{self.stack.key}-{self.target}{suffix}"
 
+    def variant_id(self, worker: WorkerClass | None) -> str:
+        """The id with a worker class: fastapi-asgi-prod-uvicorn, fastapi-asgi-prod-asgi."""
+        return f"{self.id}-{worker.short}" if worker else self.id
+
     @property
-    def framework(self) -> str:
+    def framework(self) -> Framework:
         return self.stack.framework
 
     @property
-    def protocol(self) -> str:
+    def protocol(self) -> Protocol:
         return self.stack.protocol
+
+    @property
+    def server_row(self) -> Server | None:
+        return server_row(self.server) if self.server else None
 
 
 COMBINATIONS = tuple(
-    Combination(stack, target, server)
-    for stack, target in product(STACKS, TARGETS)
-    for server in ((None,) if target == "dev" else SERVERS)
+    Combination(stack, target.name, server)
+    for stack, target in product(STACKS, TARGET_ROWS)
+    for server in (SERVERS if target.takes_server else (None,))
 )
 
 
-WORKER_CLASS_FOR_DEV = (
-    "a worker class applies to the prod target only (dev runs the framework's dev server)"
+# --------------------------------------------------------------------------------------------
+# Which answers apply when: written once, read by the Python checks, `newstack update`,
+# copier.yml's `when:` and validators, and the templates' context.
+
+
+@dataclass(frozen=True)
+class Applies:
+    """An answer that applies only to some targets (and servers)."""
+
+    question: str
+    noun: str  # "a worker class"
+    targets: tuple[TargetName, ...]
+    servers: tuple[ServerName, ...] | None = None  # None: any server
+
+    def __call__(self, target: str | None, server: str | None) -> bool:
+        return target in self.targets and (self.servers is None or server in self.servers)
+
+    def refusal(self, target: str | None, server: str | None) -> str | None:
+        """Why this answer, given, cannot apply to `target` and `server` (None: it can)."""
+        if target is not None and target not in self.targets:
+            return (f"{self.noun} applies to the {' or '.join(self.targets)} target only "
+                    f"({target} runs {target_row(target).help})")
+        if self.servers is not None and server is not None and server not in self.servers:
+            only = " or ".join(self.servers)
+            return (f"{self.noun} applies to {only} only ({server_row(server).no_worker_class}); "
+                    f"leave it out or choose --server {self.servers[0]}")
+        return None
+
+    def jinja(self) -> str:
+        """The same condition as a Jinja expression over copier's answers."""
+        condition = f"target in {list(self.targets)}"
+        if self.servers is not None:
+            condition += f" and server in {list(self.servers)}"
+        return condition
+
+
+APPLIES = (
+    Applies("server", "a server", tuple(t.name for t in TARGET_ROWS if t.takes_server)),
+    Applies(
+        "worker_class",
+        "a worker class",
+        tuple(t.name for t in TARGET_ROWS if t.takes_server),
+        tuple(s.name for s in SERVER_ROWS if s.takes_worker_class),
+    ),
 )
-SERVER_FOR_DEV = "a server applies to the prod target only (dev runs the framework's dev server)"
-WORKER_CLASS_FOR_GRANIAN = (
-    "a worker class applies to gunicorn only (Granian runs its own workers); "
-    "leave it out or choose --server gunicorn"
-)
+
+
+def applies(question: str, target: str | None, server: str | None) -> bool:
+    return next(a for a in APPLIES if a.question == question)(target, server)
 
 
 class StackError(UsageError):
@@ -282,5 +455,5 @@ def find_combination(combination_id: str) -> Combination:
     raise StackError(f"unknown combination {combination_id!r}; choose one of: {ids}")
 
 
-def default_protocol(framework: str) -> str:
+def default_protocol(framework: str) -> Protocol:
     return next(s.protocol for s in STACKS if s.framework == framework)

@@ -11,12 +11,15 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from .errors import Interrupted, NewstackError, UsageError
 
 # The answers an update may change. framework, protocol and project_name shape the very code a
 # user has edited (another framework's files, a renamed package): a new project, not an update.
 CHANGEABLE = ("target", "server", "worker_class")
+Conflict = Literal["inline", "rej"]
+CONFLICTS: tuple[Conflict, ...] = ("inline", "rej")
 RESTORE = "`git reset --hard && git clean -fd` restores it"
 
 
@@ -28,7 +31,7 @@ class Outcome:
     conflicts: list[str]  # files with conflict markers, or with a .rej file beside them
 
 
-def git(project: Path, *args: str) -> subprocess.CompletedProcess:
+def git(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", *args], cwd=project, capture_output=True, check=False, text=True)
 
 
@@ -59,34 +62,33 @@ def check_project(project: Path, data: dict[str, str]) -> dict[str, str]:
     if status.stdout.strip():
         raise UsageError(f"{project} has uncommitted changes; commit or stash them first "
                          "(copier updates a clean working tree only; nothing was changed)")
-    answers = read_answers(project)
-    if data.get("target") == "dev":
-        data = {"server": None, "worker_class": None, **data}  # not asked for dev
-    if data.get("server") == "granian":
-        data = {"worker_class": None, **data}  # not asked for Granian
-    replace(answers, **data).validate()
-    return {k: v for k, v in data.items() if v is not None}
+    # What no longer applies after the change (a worker class when switching to Granian) is
+    # not asked, and copier drops it.
+    replace(replace(read_answers(project), **data).without_moot(), **data).validate()
+    return data
 
 
 def update(project: Path, items: list[str], conflict: str = "inline",
            vcs_ref: str | None = None, pretend: bool = False) -> Outcome:
     """Update `project`; with `pretend`, a fresh clone of its repository (the working tree is
     clean, so the clone is the project) and report what would change."""
-    if conflict not in ("inline", "rej"):
-        raise UsageError(f"--conflict {conflict!r}: choose one of: inline, rej")
+    how = next((c for c in CONFLICTS if c == conflict), None)
+    if how is None:
+        raise UsageError(f"--conflict {conflict!r}: choose one of: {', '.join(CONFLICTS)}")
     project = project.absolute()
     data = check_project(project, parse_data(items))
     if not pretend:
-        return apply(project, data, conflict, vcs_ref)
+        return apply(project, data, how, vcs_ref)
     top = Path(git(project, "rev-parse", "--show-toplevel").stdout.strip())
     with tempfile.TemporaryDirectory(prefix="newstack-pretend-") as tmp:
         subprocess.run(["git", "clone", "-q", str(top), tmp + "/clone"], check=True,
                        capture_output=True)
         return apply(Path(tmp, "clone", project.resolve().relative_to(top.resolve())), data,
-                     conflict, vcs_ref)
+                     how, vcs_ref)
 
 
-def apply(project: Path, data: dict[str, str], conflict: str, vcs_ref: str | None) -> Outcome:
+def apply(project: Path, data: dict[str, str], conflict: Conflict,
+          vcs_ref: str | None) -> Outcome:
     import copier
     from copier.errors import UserMessageError
 
@@ -107,10 +109,10 @@ def apply(project: Path, data: dict[str, str], conflict: str, vcs_ref: str | Non
         reason = next((line for line in lines if line.startswith("fatal:")), lines[-1])
         raise NewstackError(f"the update failed: {reason} ({RESTORE} if anything "
                             "changed)") from error
-    changed = git(project, "status", "--short", "--untracked-files=all", "--", ".")
-    changed = changed.stdout.splitlines()
-    unmerged = git(project, "diff", "--name-only", "--relative", "--diff-filter=U", "--", ".")
-    unmerged = unmerged.stdout.split()
+    changed = git(project, "status", "--short", "--untracked-files=all", "--",
+                  ".").stdout.splitlines()
+    unmerged = git(project, "diff", "--name-only", "--relative", "--diff-filter=U", "--",
+                   ".").stdout.split()
     rejected = [line[3:-4] for line in changed if line.endswith(".rej")]
     return Outcome(before, recorded_version(project), changed, sorted({*unmerged, *rejected}))
 
