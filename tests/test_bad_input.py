@@ -34,7 +34,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from newstack import naming, render
+from newstack import interrupts, naming, render
 from newstack.errors import UsageError
 from newstack.stacks import (
     APPLIES,
@@ -194,7 +194,7 @@ def run_main(*args: str) -> tuple[int, str, str]:
     is recorded as the traceback a user would see. Signal handlers and sys state restored."""
     from newstack import cli
 
-    saved_signals = {s: signal.getsignal(s) for s in render.SIGNALS}
+    saved_signals = {s: signal.getsignal(s) for s in interrupts.SIGNALS}
     saved = sys.argv, sys.stdin
     out, err = io.StringIO(), io.StringIO()
     sys.argv, sys.stdin = ["newstack", *args], io.StringIO("")

@@ -91,3 +91,9 @@ def test_newstacks_own_code_passes_ruff():
     """ruff's default rules over generator/ and tests/, as over every generated project."""
     lint = run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=REPO)
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_newstacks_own_code_passes_mypy_strict():
+    """mypy --strict over generator/ (pyproject.toml's [tool.mypy])."""
+    typed = run([sys.executable, "-m", "mypy", "--no-incremental"], cwd=REPO)
+    assert typed.returncode == 0, typed.stdout + typed.stderr

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from . import __version__
-from .errors import NewstackError, UsageError
+from .errors import Interrupted, NewstackError, UsageError
 from .stacks import (
     COMBINATIONS,
     FRAMEWORKS,
@@ -224,7 +224,7 @@ def smoke(
     if all_ == bool(combinations):
         raise UsageError("name combinations or pass --all (not both); "
                          f"combinations: {', '.join(c.id for c in COMBINATIONS)}")
-    chosen = list(COMBINATIONS) if all_ else [find_combination(c) for c in combinations]
+    chosen = list(COMBINATIONS) if all_ else [find_combination(c) for c in combinations or []]
     console = Console(stderr=True)
     began = time.monotonic()
     with console.status("starting") as status:
@@ -267,9 +267,9 @@ def bench(
 
     if all_ == bool(combinations):
         raise UsageError("name prod combinations or pass --all (not both)")
-    chosen = ([c for c in COMBINATIONS if c.target == "prod"] if all_
-              else [find_combination(c) for c in combinations])
-    if any(c.target != "prod" for c in chosen):
+    chosen = ([c for c in COMBINATIONS if c.server] if all_
+              else [find_combination(c) for c in combinations or []])
+    if not all(c.server for c in chosen):
         raise UsageError("bench measures prod combinations only (their production servers)")
     if duration <= 0 or connections <= 0:
         raise UsageError("--duration and --connections must be positive")
@@ -287,69 +287,59 @@ def main() -> None:
     """Console entry point: errors become one line and an exit code, never a traceback
     (unless --debug is given). SIGINT and SIGTERM unwind like Ctrl-C so that what is being
     written is cleaned up, then exit 130 or 143 with one line."""
-    import signal
+    from .interrupts import HANDLER
 
-    from .errors import Interrupted
+    HANDLER.install()
+    try:
+        code = app(prog_name="newstack", standalone_mode=False)
+    except BaseException as error:
+        if _debugging() and not isinstance(error, SystemExit):
+            raise
+        code = _one_line(error, HANDLER.behind(error))
+    finally:
+        HANDLER.received.clear()  # in-process callers (tests) go on without a stale signal
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _debugging() -> bool:
+    """--debug is newstack's own option: before the command, not a name or value after it."""
+    for arg in sys.argv[1:]:
+        if arg == "--" or not arg.startswith("-"):
+            return False
+        if arg == "--debug":
+            return True
+    return False
+
+
+def _one_line(error: BaseException, interrupted: Interrupted | None) -> int:
+    """Print `error` as one line on stderr; return the exit code it carries."""
+    import signal
 
     try:
         from typer._click import exceptions as click_errors  # typer 0.2x carries its own click
     except ImportError:
-        from click import exceptions as click_errors
+        from click import exceptions as click_errors  # type: ignore[no-redef]
 
-    # --debug is newstack's own option: before the command, not a name or value after it.
-    root_options = []
-    for arg in sys.argv[1:]:
-        if arg == "--" or not arg.startswith("-"):
-            break
-        root_options.append(arg)
-    debug = "--debug" in root_options
-
-    signals: list[int] = []
-
-    def on_signal(signum: int, _frame) -> None:
-        signals.append(signum)
-        if len(signals) == 1:  # the first unwinds; the second must not cut the cleanup short
-            Interrupted.received = signum
-            raise Interrupted(signum)
-        if len(signals) > 2:  # insisting: the default action, at once
-            signal.signal(signum, signal.SIG_DFL)
-            signal.raise_signal(signum)
-
-    Interrupted.received = None
-    for name in ("SIGINT", "SIGTERM"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), on_signal)
-
-    def interrupted(error: Interrupted) -> int:
-        outcome = f"; {error.outcome}" if error.outcome else ""
-        print(f"newstack: interrupted by {signal.Signals(error.signum).name}{outcome}",
+    if isinstance(error, SystemExit):
+        raise error
+    if interrupted is not None:
+        outcome = f"; {interrupted.outcome}" if interrupted.outcome else ""
+        print(f"newstack: interrupted by {signal.Signals(interrupted.signum).name}{outcome}",
               file=sys.stderr)
-        return error.exit_code
-
-    try:
-        code = app(prog_name="newstack", standalone_mode=False)
-    except Interrupted as error:
-        if debug:
-            raise
-        code = interrupted(error)
-    except (getattr(click_errors, "Abort", typer.Abort), typer.Abort, KeyboardInterrupt):
+        return interrupted.exit_code
+    if isinstance(error, (getattr(click_errors, "Abort", typer.Abort), typer.Abort,
+                          KeyboardInterrupt)):
         print("newstack: interrupted; nothing was written", file=sys.stderr)
-        code = 130
-    except click_errors.ClickException as error:
-        hint = error.ctx.command_path + " --help" if getattr(error, "ctx", None) else "newstack --help"
+        return 130
+    if isinstance(error, click_errors.ClickException):
+        context = getattr(error, "ctx", None)
+        hint = f"{context.command_path} --help" if context else "newstack --help"
         print(f"newstack: error: {error.format_message()} (see {hint})", file=sys.stderr)
-        code = error.exit_code
-    except Exception as error:  # the edge: one line unless debugging
-        if debug:
-            raise
-        if Interrupted.received is not None:  # the signal's exception was lost on the way
-            code = interrupted(Interrupted(Interrupted.received))
-        elif isinstance(error, NewstackError):
-            print(f"newstack: error: {error}", file=sys.stderr)
-            code = error.exit_code
-        else:
-            print(f"newstack: unexpected error: {error!r} (--debug shows the traceback)",
-                  file=sys.stderr)
-            code = 1
-    Interrupted.received = None
-    sys.exit(code if isinstance(code, int) else 0)
+        return error.exit_code
+    if isinstance(error, NewstackError):
+        print(f"newstack: error: {error}", file=sys.stderr)
+        return error.exit_code
+    if not isinstance(error, Exception):
+        raise error
+    print(f"newstack: unexpected error: {error!r} (--debug shows the traceback)", file=sys.stderr)
+    return 1

@@ -4,12 +4,10 @@ moved into place only when complete: either the whole project exists afterwards 
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -19,6 +17,7 @@ from typing import Any
 from . import REPOSITORY, __version__, naming
 from .copier_yml import Context, stack_context
 from .errors import Interrupted, NewstackError, UsageError
+from .interrupts import HANDLER, Staging, check_destination, deferred
 from .stacks import (
     APPLIES,
     COMBINATIONS,
@@ -46,10 +45,6 @@ PACKAGED_TEMPLATE = Path(__file__).parent / "template"  # where the wheel carrie
 CHECKOUT_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_ROOT = PACKAGED_TEMPLATE if PACKAGED_TEMPLATE.is_dir() else CHECKOUT_ROOT
 EXAMPLES = CHECKOUT_ROOT / "examples"
-
-
-class DestinationError(UsageError):
-    """The destination cannot take a new project."""
 
 
 @dataclass(frozen=True)
@@ -146,73 +141,6 @@ def read_answers(project: Path) -> Answers:
     return Answers(**{k: recorded.get(k) for k in Answers.__dataclass_fields__})
 
 
-def check_destination(dest: Path) -> None:
-    if dest.is_symlink():
-        raise DestinationError(f"{dest} is a symbolic link; choose a new path "
-                               "(nothing was changed)")
-    if dest.exists() and not dest.is_dir():
-        raise DestinationError(f"{dest} exists and is not a directory; choose a new path")
-    if dest.is_dir() and any(dest.iterdir()):
-        raise DestinationError(f"{dest} exists and is not empty; choose a new path (nothing was changed)")
-
-
-def make_parents(directory: Path, made: list[Path]) -> None:
-    """Create `directory` and its missing parents, appending each one made to `made` (so that a
-    failure can remove them again). A symlink to a directory on the way is followed; anything
-    else that is not a directory is refused."""
-    missing = []
-    for path in (directory, *directory.parents):
-        if path.is_dir():
-            break
-        if path.is_symlink():
-            raise DestinationError(f"{path} is a broken symbolic link; choose another directory")
-        if path.exists():
-            raise DestinationError(f"{path} exists and is not a directory; "
-                                   "choose another directory")
-        missing.append(path)
-    for path in reversed(missing):
-        path.mkdir()
-        made.append(path)
-
-
-SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
-
-
-@contextmanager
-def signals_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM while the file system is mid-change, then hand the first that
-    arrived to the handler that was in place. Without this an interrupt could land between
-    the move into place and the cleanup, or half-way through removing the staging directory."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread runs signal handlers
-        return
-    arrived: list[int] = []
-    previous = {signum: signal.signal(signum, lambda signum, _: arrived.append(signum))
-                for signum in SIGNALS}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-        if arrived:
-            handler = previous[arrived[0]]
-            if callable(handler):
-                handler(arrived[0], None)  # Python's SIGINT handler raises KeyboardInterrupt here
-            elif handler != signal.SIG_IGN:
-                signal.raise_signal(arrived[0])  # the default action: end the process
-
-
-def discard(staging: Path | None, made: list[Path]) -> None:
-    """Remove the staging directory and the parents this run created, if they are empty."""
-    if staging is not None:
-        shutil.rmtree(staging, ignore_errors=True)
-    for path in reversed(made):
-        try:
-            path.rmdir()
-        except OSError:
-            pass  # something else put a file in it meanwhile: not ours to remove
-
-
 @contextmanager
 def copier_source(source: str | None = None) -> Iterator[str | Path]:
     """`source` if given, else the packaged template as a plain directory. In a git checkout
@@ -226,13 +154,13 @@ def copier_source(source: str | None = None) -> Iterator[str | Path]:
         return
     tmp: Path | None = None
     try:  # not a TemporaryDirectory: an interrupt could cut its removal short
-        with signals_deferred():
+        with deferred():
             tmp = Path(tempfile.mkdtemp(prefix="newstack-template-"))
         shutil.copy2(TEMPLATE_ROOT / "copier.yml", tmp)
         shutil.copytree(TEMPLATE_ROOT / "templates", tmp / "templates")
         yield tmp
     finally:
-        with signals_deferred():
+        with deferred():
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
 
@@ -255,76 +183,59 @@ def template_source(template: str) -> str:
 
 def generate(answers: Answers, dest: Path, interactive: bool = False,
              template: str | None = None, vcs_ref: str | None = None) -> Path:
-    """Render `answers` into `dest`, all or nothing. Returns the destination.
+    """Render `answers` into `dest`, all or nothing (see Staging). Returns the destination.
 
     `template` (a git URL or local git repository, at `vcs_ref`, by default its latest tag)
-    replaces the packaged template; copier records it as the project's source.
-
-    Rendered into a staging directory beside `dest` (same file system), moved into place with
-    one rename when complete. On any failure or interrupt the staging directory, and any
-    parent directory this call created, are removed: afterwards either the whole project
-    exists or nothing was written."""
-    committed = False
+    replaces the packaged template; copier records it as the project's source."""
+    staging = Staging(dest.absolute())
     try:
         answers.validate()
         if vcs_ref is not None and template is None:
             raise UsageError("--vcs-ref applies to a --template only (the packaged template "
                              "has one version)")
         source = template_source(template) if template is not None else None
-        dest = dest.absolute()
-        check_destination(dest)
-        import copier  # slow to import (about 0.4 s): only when rendering
-
-        made: list[Path] = []
-        staging: Path | None = None
-        try:
-            with signals_deferred():
-                make_parents(dest.parent, made)
-                staging = Path(tempfile.mkdtemp(prefix=f".{dest.name[:32]}.newstack-",
-                                                dir=dest.parent))
-            with copier_source(source) as src:
-                try:
-                    copier.run_copy(
-                        str(src),
-                        staging / "project",
-                        vcs_ref=vcs_ref,
-                        data=answers.data(),
-                        defaults=not interactive,
-                        quiet=True,
-                        settings=copier.Settings(),
-                    )
-                except KeyboardInterrupt as error:  # Ctrl-C at one of copier's questions
-                    raise Interrupted(signal.SIGINT) from error
-                except ValueError as error:  # an answer given at copier's questions, refused
-                    if not str(error).startswith(("Validation error for question",
-                                                  "Invalid choice for")):
-                        raise
-                    raise UsageError(str(error)) from error
+        check_destination(staging.dest)
+        with staging as project:
+            with copier_source(source) as src:  # its copy is gone before the move
+                run_copier(src, project, answers, interactive, vcs_ref)
             if source is None:
-                record_source(staging / "project")
-            with signals_deferred():
-                check_destination(dest)  # still free: do not replace what appeared meanwhile
-                os.replace(staging / "project", dest)  # atomic; an empty directory is replaced
-                committed = True
-                discard(staging, [])
-        except BaseException:
-            if not committed:
-                with signals_deferred():
-                    discard(staging, made)
-            raise
+                record_source(project)
+            staging.commit()
     except BaseException as error:
-        outcome = f"{dest} is complete" if committed else "nothing was written"
-        interrupted = Interrupted.behind(error)
-        if interrupted is error:
-            interrupted.outcome = outcome
+        replacement = failure(error, staging)
+        if replacement is error:
             raise
-        if interrupted:  # hidden by an error on the way out (a directory not removable, ...)
-            raise Interrupted(interrupted.signum, outcome) from error
-        if isinstance(error, OSError):
-            raise NewstackError(f"could not write {dest}: {error.strerror or error} "
-                                f"({outcome})") from error
-        raise
-    return dest
+        raise replacement from error
+    return staging.dest
+
+
+def run_copier(src: str | Path, project: Path, answers: Answers, interactive: bool,
+               vcs_ref: str | None) -> None:
+    import copier  # slow to import (about 0.4 s): only when rendering
+
+    try:
+        copier.run_copy(str(src), project, vcs_ref=vcs_ref, data=answers.data(),
+                        defaults=not interactive, quiet=True, settings=copier.Settings())
+    except KeyboardInterrupt as error:  # Ctrl-C at one of copier's questions
+        raise Interrupted(signal.SIGINT) from error
+    except ValueError as error:  # an answer given at copier's questions, refused
+        if not str(error).startswith(("Validation error for question", "Invalid choice for")):
+            raise
+        raise UsageError(str(error)) from error
+
+
+def failure(error: BaseException, staging: Staging) -> BaseException:
+    """What to raise for `error`: the interrupt behind it, if any, saying what was left."""
+    interrupted = HANDLER.behind(error)
+    if interrupted is error:
+        interrupted.outcome = staging.outcome
+        return interrupted
+    if interrupted:  # hidden by an error on the way out (a directory not removable, ...)
+        return Interrupted(interrupted.signum, staging.outcome)
+    if isinstance(error, OSError):
+        return NewstackError(f"could not write {staging.dest}: {error.strerror or error} "
+                             f"({staging.outcome})")
+    return error
 
 
 def record_source(project: Path) -> None:

@@ -315,7 +315,7 @@ def _smoke_server(project: Path, combination: Combination, which: str, bin_dir: 
     prod = which == "prod"
     if not prod:  # dev servers take the address on their command line
         argv += shlex.split(combination.stack.dev_bind.format(host=HOST, port=port))
-    headers = PROXY_HEADERS if combination.target == "prod" and prod else {}
+    headers = PROXY_HEADERS if prod else {}
     done = run_prod_setup(project, env) if prod else None
     if done and done.returncode:
         result.probes["setup"] = f"{shlex.join(done.args)!r} failed: {done.stderr[-300:]}"
@@ -332,7 +332,7 @@ def _smoke_server(project: Path, combination: Combination, which: str, bin_dir: 
                           trust_env=False) as client:
             probe(result.probes, "page", lambda: check_page(client))
             probe(result.probes, "json", lambda: check_json(client))
-            if combination.protocol == "asgi":
+            if combination.stack.realtime:
                 probe(result.probes, "ws", lambda: check_websocket(port, headers))
                 probe(result.probes, "sse", lambda: check_events(client))
         if prod:
@@ -347,7 +347,7 @@ def _smoke_server(project: Path, combination: Combination, which: str, bin_dir: 
 def smoke_project(project: Path, combination: Combination, bin_dir: Path, logs: Path,
                   step: Callable[[str], None] = lambda _: None) -> list[Result]:
     """Every server the README of a project gives: its target's, and a prod project's dev one."""
-    servers = ["dev"] if combination.target == "dev" else ["prod", "dev"]
+    servers = ["prod", "dev"] if combination.server else ["dev"]
     results = []
     for which in servers:
         step(f"{combination.id}: {which} server")

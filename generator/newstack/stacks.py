@@ -236,6 +236,11 @@ class Stack:
         return f"{LABELS[self.framework]} / {LABELS[self.protocol]}"
 
     @property
+    def realtime(self) -> bool:
+        """It serves WebSockets and Server-Sent Events (the seed's section 3: ASGI only)."""
+        return self.protocol == "asgi"
+
+    @property
     def worker_classes(self) -> tuple[WorkerClass, ...]:
         """The gunicorn worker classes that can serve this stack, the default first."""
         return tuple(w for w in WORKER_CLASSES if w.protocol == self.protocol)
