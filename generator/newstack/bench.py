@@ -46,8 +46,9 @@ from .stacks import (
     find_stack,
 )
 
-# The prod combinations by id, and their ids by (stack key, server): ids are never taken apart.
-PROD = {c.id: c for c in COMBINATIONS if c.target == "prod"}
+# The combinations with a production server by id, and their ids by (stack key, server): ids
+# are never taken apart.
+PROD = {c.id: c for c in COMBINATIONS if c.server is not None}
 PROD_ID = {(c.stack.key, c.server): c.id for c in PROD.values()}
 
 # Seconds of load before each measurement: imports, caches, connections.
