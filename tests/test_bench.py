@@ -62,3 +62,55 @@ def test_without_a_load_generator_it_says_what_to_install(tmp_path):
 def test_dev_combinations_are_refused():
     result = newstack("bench", "flask-wsgi-dev")
     assert result.returncode == 2 and "prod combinations only" in result.stderr
+
+
+def _stored_runs():
+    from pathlib import Path
+
+    for path in sorted((Path(__file__).parent.parent / "benchmarks").glob("bench-*.json")):
+        stored = json.loads(path.read_text())
+        run = bench.Run([bench.Measurement(**r) for r in stored["results"]],
+                        stored["seconds_per_measurement"], stored["connections"], stored["cores"],
+                        stored["seed"], tuple(stored["load_average_at_start"]),
+                        stored["elapsed_seconds"])
+        yield path.name, stored, run
+
+
+def test_the_stored_runs_summaries_are_recomputed_from_their_results():
+    """The summary's keys come from the table (each server against SERVERS[0], each stack
+    against its framework's default protocol) and still mean what BENCHMARKS.md quotes."""
+    runs = list(_stored_runs())
+    assert runs
+    for name, stored, run in runs:
+        assert run.summary() == stored["summary"], name
+        assert list(stored["summary"]) == ["defaults", "granian_to_gunicorn", "peers",
+                                           "django_asgi_to_wsgi"]
+
+
+def test_the_report_compares_servers_and_protocols_from_the_table(capsys):
+    from newstack import bench_report
+
+    *_, (_, stored, run) = _stored_runs()
+    bench_report.report(run)
+    out = capsys.readouterr().out
+    assert "Granian against gunicorn" in out and "~15,000" in out
+    ratio = stored["summary"]["django_asgi_to_wsgi"]["granian"]
+    assert f"Django ASGI / Django WSGI under granian: {ratio:.2f}" in out
+
+
+def test_tunings_and_peers_are_rows_of_the_table():
+    from newstack.stacks import SERVERS, STACKS
+
+    for combination in bench.PROD.values():
+        names = [v.name for v in bench.variants(combination, 2)]
+        peers = [f"peer: {p.label}" for p in combination.stack.peers]
+        # the peers run once per stack, beside the default server
+        assert [n for n in names if n.startswith("peer:")] == (
+            peers if combination.server == SERVERS[0] else [])
+        assert "1 worker" in names
+    assert all(s.seed_claim for s in STACKS)
+    django = bench.variants(find_combination("django-wsgi-prod"), 2)[-1]
+    assert django.argv[:2] == ("gunicorn", "bench.wsgi:application")
+    own = bench.variants(find_combination("flask-wsgi-prod-granian"), 2)[-1]
+    assert own.name == "Granian's own: 512 blocking threads"
+    assert own.env == {"GRANIAN_BLOCKING_THREADS": "512"}

@@ -63,6 +63,38 @@ TARGETS: tuple[TargetName, ...] = tuple(t.name for t in TARGET_ROWS)
 
 
 @dataclass(frozen=True)
+class Tuning:
+    """An alternative to a server's generated settings that `newstack bench` measures beside the
+    default. `name` and the values of `env` may hold `{cores}` (the CPUs the bench may use),
+    `{cores_x2_plus_1}` and `{half_backlog_per_core}` (max(1, the server's backlog // cores // 2)),
+    filled in for the machine."""
+
+    name: str
+    env: dict[str, str] = field(default_factory=dict)  # on top of the generated environment
+    args: tuple[str, ...] = ()  # appended to the prod command (gunicorn: its CLI beats its file)
+    protocols: tuple[Protocol, ...] = PROTOCOLS  # the stacks it applies to
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Another project template's production command for a stack, measured by `newstack bench`
+    beside the default server's: `{app}` is the stack's app, `{package}` the package, `{host}`
+    and `{port}` the address."""
+
+    label: str  # "gunicorn defaults (cookiecutter-django)"
+    argv: tuple[str, ...]
+    imports: tuple[str, ...] = ()  # modules it needs (`pip install 'newstack[bench]'`)
+
+
+@dataclass(frozen=True)
+class SeedClaim:
+    """The seed's "Decision Matrix - Performance is Important!" for a stack, as claimed."""
+
+    requests_per_s: int
+    memory: str  # "Low", "Medium", "High"
+
+
+@dataclass(frozen=True)
 class Server:
     """A production server."""
 
@@ -85,6 +117,11 @@ class Server:
     # Environment for the prod tests' kinds of run (tests/generated/prod.py): "steady" must not
     # recycle workers; "recycling" recycles them every few hundred requests (absent: it cannot).
     test_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    # `newstack bench`: the alternatives it measures beside the generated default, the
+    # environment that turns the access log off, and the generated settings' listen backlog.
+    tunings: tuple[Tuning, ...] = ()
+    access_log_off: dict[str, str] = field(default_factory=dict)
+    backlog: int = 2048
 
     def prod_argv(self, stack: Stack) -> tuple[str, ...]:
         return tuple(arg.replace("{app}", stack.app) for arg in self.argv)
@@ -113,6 +150,21 @@ SERVER_ROWS = (
             "steady": {"GUNICORN_MAX_REQUESTS": "0"},
             "recycling": {"GUNICORN_MAX_REQUESTS": "100", "GUNICORN_MAX_REQUESTS_JITTER": "200"},
         },
+        # Not measured: max_requests recycling off. The generated max_requests is 100,000 (+ up
+        # to 10,000 jitter) per worker: no worker recycles within a bench run, so "off" runs
+        # exactly the default's configuration.
+        tunings=(
+            Tuning("1 worker", env={"WEB_CONCURRENCY": "1"}),
+            Tuning("2 x cores + 1 workers", env={"WEB_CONCURRENCY": "{cores_x2_plus_1}"},
+                   protocols=("asgi",)),
+            Tuning("gunicorn asgi worker", args=("-k", "asgi"), protocols=("asgi",)),
+            Tuning("cores workers", env={"WEB_CONCURRENCY": "{cores}"}, protocols=("wsgi",)),
+            Tuning("sync worker", env={"GUNICORN_THREADS": "1"}, args=("-k", "sync"),
+                   protocols=("wsgi",)),
+            Tuning("gthread 8 threads", env={"GUNICORN_THREADS": "8"}, protocols=("wsgi",)),
+        ),
+        access_log_off={"GUNICORN_ACCESSLOG": "/dev/null"},
+        backlog=2048,  # GUNICORN_BACKLOG
     ),
     Server(
         name="granian",
@@ -141,6 +193,26 @@ SERVER_ROWS = (
         no_worker_class="Granian runs its own workers",
         # Granian recycles nothing unless told to (GRANIAN_WORKERS_LIFETIME / _MAX_RSS are off)
         test_env={"steady": {}},
+        tunings=(
+            Tuning("1 worker", env={"WEB_CONCURRENCY": "1"}),
+            Tuning("2 x cores + 1 workers", env={"WEB_CONCURRENCY": "{cores_x2_plus_1}"}),
+            Tuning("1 blocking thread", env={"GRANIAN_BLOCKING_THREADS": "1"},
+                   protocols=("wsgi",)),
+            Tuning("16 blocking threads", env={"GRANIAN_BLOCKING_THREADS": "16"},
+                   protocols=("wsgi",)),
+            # Granian's own default when GRANIAN_BLOCKING_THREADS is not given: backpressure
+            # (backlog / workers) / 2. Setting the variable to that value is the same thing.
+            Tuning("Granian's own: {half_backlog_per_core} blocking threads",
+                   env={"GRANIAN_BLOCKING_THREADS": "{half_backlog_per_core}"},
+                   protocols=("wsgi",)),
+            # Granian's defaults are one runtime (I/O) thread per worker and --loop auto: rloop
+            # if installed, else uvloop (which uvicorn[standard] installs), else asyncio.
+            Tuning("asyncio loop", env={"GRANIAN_LOOP": "asyncio"}, protocols=("asgi",)),
+            Tuning("2 runtime threads", env={"GRANIAN_RUNTIME_THREADS": "2"},
+                   protocols=("asgi",)),
+        ),
+        access_log_off={"GRANIAN_LOG_ACCESS_ENABLED": "false"},
+        backlog=2048,  # serve.py's GRANIAN_BACKLOG
     ),
 )
 SERVERS: tuple[ServerName, ...] = tuple(s.name for s in SERVER_ROWS)  # the first is the default
@@ -226,6 +298,8 @@ class Stack:
     # `pip install ".[redis]"`; the prod Dockerfile installs them all.
     extras: tuple[tuple[str, tuple[str, ...]], ...] = ()
     ships: tuple[str, ...] = ()  # files of the framework's tree only this stack has
+    seed_claim: SeedClaim | None = None  # what the seed claimed for it (`newstack bench`)
+    peers: tuple[Peer, ...] = ()  # other templates' prod commands, measured beside ours
 
     @property
     def key(self) -> str:
@@ -258,6 +332,11 @@ STACKS = (
         test_packages=("pytest>=8", "httpx2>=2"),  # starlette 1.x testclient: httpx is deprecated
         secret_env="",
         hosts_env="ALLOWED_HOSTS",
+        seed_claim=SeedClaim(20_000, "Low"),
+        # full-stack-fastapi-template's prod command
+        peers=(Peer("fastapi run --workers 4", ("fastapi", "run", "--workers", "4", "--host",
+                                                "{host}", "--port", "{port}", "{package}/main.py"),
+                    imports=("fastapi_cli",)),),
     ),
     Stack(
         framework="flask",
@@ -270,6 +349,12 @@ STACKS = (
         test_packages=("pytest>=8",),
         secret_env="FLASK_SECRET_KEY",
         hosts_env="FLASK_TRUSTED_HOSTS",
+        seed_claim=SeedClaim(5_000, "High"),
+        # cookiecutter-flask: gunicorn with gevent workers (`-c /dev/null`: not our
+        # gunicorn.conf.py)
+        peers=(Peer("gunicorn -k gevent (cookiecutter-flask)",
+                    ("gunicorn", "{app}", "-c", "/dev/null", "-k", "gevent", "--bind",
+                     "{host}:{port}"), imports=("gevent",)),),
     ),
     Stack(
         framework="django",
@@ -284,6 +369,10 @@ STACKS = (
         hosts_env="DJANGO_ALLOWED_HOSTS",
         debug_env="DJANGO_DEBUG=1",
         ships=("wsgi.py",),
+        seed_claim=SeedClaim(3_000, "High"),
+        # cookiecutter-django: gunicorn with its defaults
+        peers=(Peer("gunicorn defaults (cookiecutter-django)",
+                    ("gunicorn", "{app}", "-c", "/dev/null", "--bind", "{host}:{port}")),),
     ),
     Stack(
         framework="django",
@@ -302,6 +391,7 @@ STACKS = (
         # messages; settings.py uses it when REDIS_URL is set.
         extras=(("redis", ("channels-redis>=4.2",)),),
         ships=("asgi.py", "consumers.py", "middleware.py"),
+        seed_claim=SeedClaim(15_000, "Medium"),
     ),
 )
 
