@@ -89,6 +89,32 @@ def tree(root: Path) -> dict[str, bytes]:
     }
 
 
+@pytest.fixture
+def arena(tmp_path) -> Path:
+    """tmp_path/out is where projects go; it and tmp_path/outside hold files that are not
+    ours. Returns tmp_path/out; snapshots are taken of the whole of tmp_path."""
+    out = tmp_path / "out"
+    for base in (out, tmp_path / "outside"):
+        (base / "sub").mkdir(parents=True)
+        (base / "notes.txt").write_text("mine\n")
+        (base / "sub" / "data.bin").write_bytes(bytes(range(256)))
+        (base / "sub" / "script.sh").write_text("#!/bin/sh\n")
+        (base / "sub" / "script.sh").chmod(0o755)
+        (base / "link").symlink_to("notes.txt")
+    (out / "other-project" / "other_project").mkdir(parents=True)
+    (out / "other-project" / "other_project" / "__init__.py").write_text("")
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _report_bad_input_figures():
+    """The bad-input figures (tests/bad_input.py), printed once when the test process ends."""
+    yield
+    from .bad_input import report_figures
+
+    report_figures()
+
+
 def figures_summary(terminalreporter):
     """The figures tests recorded with record_property("figures", ...), one line each, also
     under pytest-xdist (user properties travel with the reports)."""
