@@ -1,7 +1,7 @@
 """deploy/: the nginx config and the Kubernetes manifests of every prod project, checked offline
 against the project's own settings (gunicorn.conf.py or serve.py, the Dockerfile, the allowed hosts), with
 `nginx -t`, and with kubernetes-validate's bundled schemas for a pinned Kubernetes version.
-The same nginx config under real load is tests/test_replicas.py."""
+The same nginx config under real load is tests/generated/test_replicas.py."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from newstack.smoke import readme_commands, split_command
 from newstack.stacks import COMBINATIONS, find_combination, server_row
 
 from .conftest import run
-from .proxy import PATHS, Site, changed_lines, check_config, prepare
+from .generated.proxy import PATHS, Site, changed_lines, check_config, prepare
 
 PROD_IDS = [c.id for c in COMBINATIONS if c.target == "prod"]
 DEV_IDS = [c.id for c in COMBINATIONS if c.target == "dev"]

@@ -4,16 +4,29 @@
 from __future__ import annotations
 
 import ast
+import errno
 import json
+import os
+import pathlib
 import re
 import shlex
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
+import time
+from collections import Counter
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
+from newstack import render
 from newstack.stacks import COMBINATIONS, find_combination, server_row
 
-from .conftest import COMBINATION_IDS, copier_copy, run, tree
+from .bad_input import FIGURES, create, one_line, run_main, settle, snapshot
+from .conftest import COMBINATION_IDS, NEWSTACK, copier_copy, newstack, run, tree
 
 COMMON = {"pyproject.toml", "README.md", ".gitignore", ".copier-answers.yml", "tests/test_app.py",
           "shop/static/style.css", "shop/__init__.py"}
@@ -220,3 +233,413 @@ def test_other_worker_classes_give_projects_that_pass_ruff_and_their_tests(tmp_p
     tests = run([sys.executable, "-W", "error::DeprecationWarning", "-m", "pytest", "-q",
                  "-p", "no:cacheprovider"], cwd=project)
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input (issue 4, see bad_input.py): destinations, failing disks and writes
+
+def test_an_existing_non_empty_destination_is_refused_and_untouched(arena):
+    (arena / "svc" / ".git").mkdir(parents=True)
+    (arena / "svc" / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (arena / "svc" / "pyproject.toml").write_text("[project]\nname = 'mine'\n")
+    os.utime(arena / "svc" / "pyproject.toml", ns=(1, 1))
+    result, outcome = create(arena.parent, arena, "svc", "--defaults", kind="destination")
+    assert outcome == "refused" and result.returncode == 2 and "not empty" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["file", "fifo", "link-to-dir", "link-to-empty-dir",
+                                  "link-to-file", "dangling-link", "link-loop"])
+def test_a_destination_that_is_not_a_plain_directory_is_refused(arena, kind):
+    dest = arena / "svc"
+    if kind == "file":
+        dest.write_text("mine\n")
+    elif kind == "fifo":
+        os.mkfifo(dest)
+    elif kind == "link-to-dir":
+        dest.symlink_to("sub")
+    elif kind == "link-to-empty-dir":
+        (arena / "empty").mkdir()
+        dest.symlink_to("empty")
+    elif kind == "link-to-file":
+        dest.symlink_to("notes.txt")
+    elif kind == "dangling-link":
+        dest.symlink_to(arena.parent / "nowhere")
+    else:
+        dest.symlink_to("svc")
+    result, outcome = create(arena.parent, arena, "svc", "--defaults", kind="destination")
+    assert outcome == "refused" and result.returncode == 2 and one_line(result.stderr)
+    assert ("symbolic link" if "link" in kind else "not a directory") in result.stderr
+
+
+@pytest.mark.parametrize("where", ["notes.txt", "notes.txt/sub", "link/sub", "dangling",
+                                   "dangling/deeper"])
+def test_an_output_dir_through_a_file_or_broken_link_is_refused(arena, where):
+    (arena / "dangling").symlink_to("gone")
+    before = snapshot(arena.parent)
+    result = newstack("create", "--defaults", "--output-dir", str(arena / where), "svc")
+    assert settle(arena.parent, before, result.returncode, result.stderr, "destination") \
+        == "refused"
+    assert result.returncode == 2 and one_line(result.stderr), result.stderr
+
+
+def test_an_output_dir_that_is_a_symlink_to_a_directory_is_followed(arena):
+    (arena / "elsewhere").mkdir()
+    (arena / "here").symlink_to("elsewhere")
+    before = snapshot(arena.parent)
+    result = newstack("create", "--defaults", "--output-dir", str(arena / "here"), "svc")
+    assert result.returncode == 0, result.stderr
+    settle(arena.parent, before, result.returncode, result.stderr, "accepted",
+           arena / "elsewhere" / "svc", cid="fastapi-asgi-dev")
+    assert os.readlink(arena / "here") == "elsewhere"
+
+
+def test_missing_output_dirs_are_made_and_removed_again_on_failure(arena, monkeypatch):
+    """--output-dir a/b/c: made when the project is; gone again when it could not be."""
+    before = snapshot(arena.parent)
+    calls = []
+
+    def fail(*args, **kwargs):
+        calls.append(args)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", fail)
+    code, _, err = run_main("create", "--defaults", "--output-dir", str(arena / "a" / "b" / "c"),
+                              "svc")
+    assert calls and settle(arena.parent, before, code, err, "failure") == "refused"
+    assert code == 1 and err.endswith("No space left on device (nothing was written)\n")
+
+
+@contextmanager
+def mounted(where: Path, options: str):
+    """A tmpfs at `where` (root with CAP_SYS_ADMIN only), unmounted afterwards."""
+    where.mkdir(parents=True, exist_ok=True)
+    made = shutil.which("mount") and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
+        capture_output=True, text=True, check=False)
+    if not made or made.returncode != 0:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        subprocess.run(["umount", str(where)], check=True)
+
+
+@pytest.mark.parametrize("below", ["", "new/deeper"])
+def test_a_read_only_parent_fails_with_one_line_and_exit_1(arena, below):
+    """Root ignores permission bits, so a read-only tmpfs is mounted when this runs as root;
+    otherwise the directory is made read-only with chmod."""
+    ro = arena / "ro"
+    with mounted(ro, "ro,size=64k") as is_mount:
+        if not is_mount:
+            if os.geteuid() == 0:
+                pytest.skip("root, and no tmpfs can be mounted: nothing here is read-only")
+            ro.chmod(0o555)
+        try:
+            before = snapshot(arena.parent)
+            result = newstack("create", "--defaults", "--output-dir", str(ro / below), "svc")
+            assert settle(arena.parent, before, result.returncode, result.stderr,
+                          "destination") == "refused"
+            assert result.returncode == 1 and one_line(result.stderr), result.stderr
+            assert "Read-only file system" in result.stderr or "Permission denied" in result.stderr
+        finally:
+            if not is_mount:
+                ro.chmod(0o755)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="no /proc")
+@pytest.mark.parametrize("where", ["/proc/newstack-test", "/proc/self/newstack-test"])
+def test_an_unwritable_system_directory_fails_with_one_line_and_exit_1(where):
+    result = newstack("create", "--defaults", "--output-dir", where, "svc")
+    FIGURES["tried:destination"] += 1
+    assert result.returncode == 1 and one_line(result.stderr), result.stderr
+    assert not Path(where).exists()
+
+
+@pytest.mark.parametrize("size", ["8k", "24k", "48k", "64k", "1m"])
+def test_a_disk_that_fills_up_leaves_nothing_or_the_whole_project(arena, size):
+    """A real full disk: a tmpfs of `size` (root only). The django-asgi-prod project takes
+    about 80k of tmpfs pages: the small ones fill up part-way, 1m fits."""
+    with mounted(arena / "disk", f"size={size}") as is_mount:
+        if not is_mount:
+            pytest.skip("cannot mount a tmpfs here (needs root); see the simulated failures")
+        (arena / "disk" / "mine.txt").write_text("mine\n")
+        result, outcome = create(arena.parent, arena / "disk", "svc", "--framework", "django",
+                                 "--protocol", "asgi", "--target", "prod", kind="failure",
+                                 cid="django-asgi-prod")
+        if size == "1m":
+            assert outcome == "created"
+        else:
+            assert outcome == "refused" and result.returncode == 1 and one_line(result.stderr)
+            assert "No space left on device (nothing was written)" in result.stderr
+
+
+@pytest.mark.parametrize("inodes", [3, 8, 14])
+def test_running_out_of_inodes_leaves_nothing(arena, inodes):
+    """fastapi-asgi-dev needs 16 inodes: the staging directory, the project, 14 entries."""
+    with mounted(arena / "disk", f"nr_inodes={inodes}") as is_mount:
+        if not is_mount:
+            pytest.skip("cannot mount a tmpfs here (needs root)")
+        result, outcome = create(arena.parent, arena / "disk", "svc", "--defaults",
+                                 kind="failure")
+        assert outcome == "refused" and result.returncode == 1 and one_line(result.stderr)
+
+
+# Writes failing part-way, simulated in-process: copier writes each file with
+# Path.write_bytes; the Nth write writes half its bytes and then fails with ENOSPC.
+def count_writes(args: list[str], tmp: Path) -> int:
+    calls = []
+    real = pathlib.Path.write_bytes
+
+    def counting(self, data):
+        calls.append(self)
+        return real(self, data)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pathlib.Path, "write_bytes", counting)
+        code, _, err = run_main("create", "--output-dir", str(tmp), *args, "svc")
+    assert code == 0, err
+    return len(calls)
+
+
+PROD_ARGS = ["--framework", "fastapi", "--protocol", "asgi", "--target", "prod"]
+
+
+def test_a_write_failing_part_way_leaves_nothing_at_every_point(arena, tmp_path, monkeypatch):
+    total = count_writes(PROD_ARGS, tmp_path / "count")
+    assert total > 10
+    real = pathlib.Path.write_bytes
+    for fail_at in range(total):
+        calls = []
+
+        def failing(self, data, fail_at=fail_at, calls=calls):
+            calls.append(self)
+            if len(calls) - 1 == fail_at:
+                real(self, data[: len(data) // 2])
+                raise OSError(errno.ENOSPC, "No space left on device", str(self))
+            return real(self, data)
+
+        monkeypatch.setattr(pathlib.Path, "write_bytes", failing)
+        before = snapshot(arena.parent)
+        code, _, err = run_main("create", "--output-dir", str(arena), *PROD_ARGS, "svc")
+        assert settle(arena.parent, before, code, err, "failure") == "refused"
+        assert code == 1 and one_line(err), err
+        assert err == (f"newstack: error: could not write {arena / 'svc'}: No space left on "
+                       "device (nothing was written)\n")
+
+
+@pytest.mark.parametrize("where", ["mkdtemp", "record_source", "replace", "makedirs"])
+def test_failures_around_the_rendering_leave_nothing(arena, monkeypatch, where):
+    """The steps newstack takes itself: making the staging directory, recording the source,
+    the final move, making a missing --output-dir."""
+    def fail(*args, **kwargs):
+        raise OSError(errno.EIO, "Input/output error")
+
+    if where == "mkdtemp":
+        monkeypatch.setattr(tempfile, "mkdtemp", fail)
+    elif where == "record_source":
+        monkeypatch.setattr(pathlib.Path, "write_text", fail)
+    elif where == "replace":
+        monkeypatch.setattr(os, "replace", fail)
+    else:
+        real = pathlib.Path.mkdir
+
+        def mkdir(self, *args, **kwargs):
+            return fail() if self.name == "c" else real(self, *args, **kwargs)
+
+        monkeypatch.setattr(pathlib.Path, "mkdir", mkdir)
+    output = arena / "a" / "b" / "c" if where == "makedirs" else arena
+    before = snapshot(arena.parent)
+    code, _, err = run_main("create", "--output-dir", str(output), "--defaults", "svc")
+    assert settle(arena.parent, before, code, err, "failure") == "refused"
+    assert code == 1 and err.endswith(": Input/output error (nothing was written)\n"), err
+
+
+def test_a_destination_that_appears_while_rendering_is_not_replaced(arena, monkeypatch):
+    real = render.record_source
+
+    def meanwhile(project):
+        real(project)
+        (arena / "svc").mkdir()
+        (arena / "svc" / "theirs.txt").write_text("theirs\n")
+
+    monkeypatch.setattr(render, "record_source", meanwhile)
+    code, _, err = run_main("create", "--output-dir", str(arena), "--defaults", "svc")
+    assert code == 2 and one_line(err) and "not empty" in err
+    assert sorted(p.name for p in arena.iterdir()) == sorted(
+        ["sub", "notes.txt", "link", "other-project", "svc"])
+    assert (arena / "svc" / "theirs.txt").read_text() == "theirs\n"
+    FIGURES["tried:destination"] += 1
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input: signals while creating
+
+def signal_during(monkeypatch, target, attr, signum, before=True):
+    """Make `target.attr` send `signum` to this process as it runs (before or after the real
+    call), as a signal arriving at that very moment would."""
+    real = getattr(target, attr)
+
+    def sending(*args, **kwargs):
+        if before:
+            os.kill(os.getpid(), signum)
+        result = real(*args, **kwargs)
+        if not before:
+            os.kill(os.getpid(), signum)
+        return result
+
+    monkeypatch.setattr(target, attr, sending)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("moment", ["rendering", "mkdtemp", "record_source", "cleanup"])
+def test_a_signal_before_the_move_leaves_nothing(arena, monkeypatch, signum, moment):
+    """Deterministic moments: while copier writes a file, while the staging directory is
+    made, while the source is recorded, and half-way through removing the staging directory
+    after a failure (deferred until it is gone)."""
+    if moment == "rendering":
+        signal_during(monkeypatch, pathlib.Path, "write_bytes", signum)
+    elif moment == "mkdtemp":
+        signal_during(monkeypatch, tempfile, "mkdtemp", signum, before=False)
+    elif moment == "record_source":
+        signal_during(monkeypatch, render, "record_source", signum)
+    else:
+        monkeypatch.setattr(render, "record_source", lambda project: (_ for _ in ()).throw(
+            OSError(errno.EIO, "Input/output error")))
+        real_rmtree = shutil.rmtree
+
+        def rmtree(path, *args, **kwargs):  # a signal after the first file is removed
+            first = next(Path(path).rglob("*.py"), None) if ".svc.newstack-" in str(path) else None
+            if first:
+                first.unlink()
+                os.kill(os.getpid(), signum)
+            return real_rmtree(path, *args, **kwargs)
+
+        monkeypatch.setattr(shutil, "rmtree", rmtree)
+    before = snapshot(arena.parent)
+    code, _, err = run_main("create", "--output-dir", str(arena), "--defaults", "svc")
+    assert settle(arena.parent, before, code, err, "signal") == "refused"
+    name = signal.Signals(signum).name
+    assert code == 128 + signum
+    assert err == f"newstack: interrupted by {name}; nothing was written\n"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("before", [True, False])
+def test_a_signal_during_the_move_keeps_the_complete_project(arena, monkeypatch, signum,
+                                                              before):
+    signal_during(monkeypatch, os, "replace", signum, before=before)
+    snap = snapshot(arena.parent)
+    code, _, err = run_main("create", "--output-dir", str(arena), "--defaults", "svc")
+    assert code == 128 + signum
+    name = signal.Signals(signum).name
+    assert err == f"newstack: interrupted by {name}; {arena / 'svc'} is complete\n"
+    assert settle(arena.parent, snap, 0, err, "signal", arena / "svc", "svc") == "created"
+
+
+def losing_the_interrupt(signum):
+    """What CPython's import machinery can do when a signal handler raises mid-import: the
+    handler's exception is replaced by another one, with no trace of it (seen: TypeError
+    'expected a message argument', from PyErr_SetImportError)."""
+    def lossy(*args, **kwargs):
+        lost = False
+        try:
+            os.kill(os.getpid(), signum)
+            time.sleep(0.01)
+        except BaseException:  # noqa: BLE001 - the Interrupted the handler raised
+            lost = True
+        if lost:
+            raise TypeError("expected a message argument")
+    return lossy
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("when", ["rendering", "after"])
+def test_an_interrupt_replaced_by_another_error_is_still_an_interrupt(arena, monkeypatch,
+                                                                      signum, when):
+    if when == "rendering":
+        real = pathlib.Path.write_bytes
+        lossy = losing_the_interrupt(signum)
+        calls = []
+
+        def write_bytes(self, data):
+            calls.append(self)
+            if len(calls) == 3:
+                lossy()
+            return real(self, data)
+
+        monkeypatch.setattr(pathlib.Path, "write_bytes", write_bytes)
+    else:  # while the next steps are printed, once the project is in place
+        monkeypatch.setattr(render, "read_answers", losing_the_interrupt(signum))
+    before = snapshot(arena.parent)
+    code, _, err = run_main("create", "--output-dir", str(arena), "--defaults", "svc")
+    name = signal.Signals(signum).name
+    assert code == 128 + signum
+    if when == "rendering":
+        assert err == f"newstack: interrupted by {name}; nothing was written\n"
+        assert settle(arena.parent, before, code, err, "signal") == "refused"
+    else:
+        assert err == f"newstack: interrupted by {name}\n"
+        assert settle(arena.parent, before, 0, err, "signal", arena / "svc") == "created"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_template_copy_is_removed_leaves_no_copy(arena, monkeypatch, signum):
+    """newstack renders from a copy of its template in the temporary directory: an interrupt
+    while that copy is removed must not leave half of it there either."""
+    tmp = arena.parent / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    real_rmtree = shutil.rmtree
+
+    def rmtree(path, *args, **kwargs):
+        if Path(path).name.startswith("newstack-template-"):
+            next(Path(path).rglob("*.jinja")).unlink()
+            os.kill(os.getpid(), signum)
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
+    before = snapshot(arena.parent)
+    code, _, err = run_main("create", "--output-dir", str(arena), "--defaults", "svc")
+    assert code == 128 + signum
+    assert [p.name for p in tmp.iterdir() if p.name.startswith("newstack-")] == []
+    assert settle(arena.parent, before, code, err, "signal") == "refused"
+
+
+DELAYS = [0.0, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_at_any_moment_leaves_the_whole_project_or_nothing(arena, signum):
+    """`newstack create` as a subprocess (its own process group, as on a terminal), the
+    signal sent to the group at several delays after the staging directory appears: before
+    the rendering, during it, during the move and after. Every time: the complete project or
+    nothing, and no staging directory left."""
+    outcomes = Counter()
+    for delay in DELAYS:
+        shutil.rmtree(arena / "svc", ignore_errors=True)
+        before = snapshot(arena.parent)
+        process = subprocess.Popen(
+            [*NEWSTACK, "create", "--output-dir", str(arena), "--framework", "django",
+             "--protocol", "asgi", "--target", "prod", "svc"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        began = time.monotonic()
+        while not any(arena.glob(".svc.newstack-*")) and process.poll() is None:
+            assert time.monotonic() - began < 60
+            time.sleep(0.002)
+        time.sleep(delay)
+        try:
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            pass
+        _, err = process.communicate(timeout=60)
+        created = (arena / "svc").exists()  # then settle() checks that it is complete
+        outcome = settle(arena.parent, before, 0 if created else process.returncode, err,
+                         "signal", arena / "svc", "svc", "django-asgi-prod")
+        outcomes[outcome] += 1
+        if outcome == "refused":
+            assert process.returncode == 128 + signum and one_line(err), (delay, err)
+            assert "nothing was written" in err
+        else:  # the signal came after the move: the project is whole, whatever the exit says
+            assert process.returncode in (0, 128 + signum, -signum), (delay, err)
+    assert outcomes["refused"] >= 1  # the sweep did interrupt generation mid-way

@@ -22,7 +22,7 @@ PATTERN = r"^[A-Za-z]([A-Za-z0-9_-]*[A-Za-z0-9])?\Z"
 # everything the stacks install (with what those pull in: a Flask project named `click` breaks
 # `flask run`), and the project's own tests folder. Lower case, as package names are, so that
 # a case-insensitive file system cannot shadow `cProfile` or `OpenSSL` either.
-# tests/test_bad_input.py fails when an installed stack brings a module missing from here.
+# tests/test_naming.py fails when an installed stack brings a module missing from here.
 INSTALLED = {
     "annotated_doc", "annotated_types", "anyio", "asgiref", "attr", "attrs", "autobahn",
     "automat", "blinker", "cbor2", "cffi", "channels", "channels_redis", "click", "constantly",

@@ -1,12 +1,12 @@
--- wrk script for tests/prod.py: alternate GET /api/hello and GET /, count what was sent and what
--- was answered, and print one line, WRK {json}, at the end.
+-- wrk script for tests/generated/prod.py: alternate GET /api/hello and GET /, count what was
+-- sent and what was answered, and print one line, WRK {json}, at the end.
 --
 -- wrk counts a reset connection as a socket error, but a connection the server closes with a FIN
 -- while a request is on it is silently reconnected: that request is lost without a trace. So
 -- requests are counted here. New requests stop at the deadline (a Unix time, the first script
 -- argument) and wrk runs on: once a thread has had every request it sent answered it prints
--- DRAINED, and tests/prod.py stops wrk when all have (or a few seconds later). sent - answered is
--- then exactly the number of requests lost.
+-- DRAINED, and tests/generated/prod.py stops wrk when all have (or a few seconds later).
+-- sent - answered is then exactly the number of requests lost.
 
 local threads = {}
 

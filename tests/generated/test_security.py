@@ -20,7 +20,7 @@ import pytest
 from newstack import smoke
 from newstack.stacks import COMBINATIONS
 
-from .conftest import run
+from ..conftest import run
 from .prod import BIN, PROD_CONFIGS, params, record
 
 DEV_IDS = [c.id for c in COMBINATIONS if c.target == "dev"]

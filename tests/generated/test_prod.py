@@ -2,8 +2,9 @@
 and on Granian, holds load, survives a killed worker, a reload, recycling and a stop, and refuses
 oversized requests.
 
-Load is wrk at 64 connections (tests/load.lua), on 127.0.0.1, with WEB_CONCURRENCY=2. Figures
-are printed at the end of the run ("prod stacks") and written to prod-figures.json.
+Load is wrk at 64 connections (tests/generated/load.lua), on 127.0.0.1, with
+WEB_CONCURRENCY=2. Figures are printed at the end of the run ("prod stacks") and written to
+prod-figures.json.
 """
 
 from __future__ import annotations

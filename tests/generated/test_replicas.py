@@ -4,8 +4,9 @@ with SIGKILL (its whole process group, as when a container or machine dies) and 
 second later: no idempotent GET fails, WebSockets and Server-Sent Events keep working through
 nginx, and nginx's access log shows the requests spread over the replicas.
 
-What the test changes in the generated nginx config is said in tests/proxy.py. Every process
-started here is stopped by its process group, whatever happens; the load runs LOAD_SECONDS.
+What the test changes in the generated nginx config is said in tests/generated/proxy.py. Every
+process started here is stopped by its process group, whatever happens; the load runs
+LOAD_SECONDS.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from newstack.smoke import (
 )
 from newstack.stacks import COMBINATIONS, Combination
 
-from .conftest import answers_for
+from ..conftest import answers_for
 from .prod import exclusive
 from .proxy import Site, check_config, prepare, read_access_log
 
@@ -267,8 +268,8 @@ def test_a_killed_replica_costs_no_request_nginx_can_retry(combination, record_p
         assert redirect.status_code == 301
         assert redirect.headers["location"] == f"https://{HOST}/api/hello"
 
-        # No other load of this run meanwhile (tests/prod.py takes the same lock): on two
-        # shared cores a WebSocket handshake through nginx timed out under both loads.
+        # No other load of this run meanwhile (tests/generated/prod.py takes the same lock): on
+        # two shared cores a WebSocket handshake through nginx timed out under both loads.
         with exclusive(load_lock):
             # The load, with one replica killed and restarted in the middle of it.
             script = root / "load.lua"

@@ -13,7 +13,7 @@ import pytest
 from newstack import smoke
 from newstack.stacks import find_combination
 
-from .conftest import COMBINATION_IDS, copier_copy, newstack
+from ..conftest import COMBINATION_IDS, copier_copy, newstack
 
 BIN = Path(sys.executable).parent
 
