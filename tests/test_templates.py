@@ -4,7 +4,7 @@ What differs between frameworks, protocols, servers and worker classes is either
 table (`stack.*`, looped over or tested for truthiness) or a partial of that framework, protocol,
 server or worker class: templates/_shared/AXIS/NAME/FILE.jinja, a module of macros that the
 consumer imports by the name the table gives, e.g.
-`{% import 'templates/_shared/servers/' ~ stack.server ~ '/nginx.conf.jinja' as server with context %}`.
+`{% import 'templates/_shared/servers/' ~ stack.server ~ '/nginx.conf.jinja' as by_server with context %}`.
 copier renders templates/FRAMEWORK only (`_subdirectory`), so nothing under _shared leaks into a
 generated project.
 """
@@ -46,7 +46,7 @@ MACRO = re.compile(r"\{%-?\s*macro\s+(\w+)\s*\(")
 # when its template is done.
 NOT_YET_SMALL = {"_shared/README.md.jinja", "_shared/README.production.md.jinja",
                  "_shared/nginx.conf.jinja", "_shared/serve.py.jinja"}
-NOT_YET_NAME_FREE = NOT_YET_SMALL | { "_shared/gunicorn.conf.py.jinja", "_shared/k8s/deployment.yaml.jinja",
+NOT_YET_NAME_FREE = NOT_YET_SMALL | { "_shared/gunicorn.conf.py.jinja",
     "_shared/test_serve.py.jinja", "_shared/workers.py.jinja",
 }
 
