@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from newstack.stacks import FRAMEWORKS, PROTOCOLS, SERVERS, WORKER_CLASSES
+from newstack.stacks import FRAMEWORKS, PROTOCOLS, SERVERS, TARGETS, WORKER_CLASSES
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 SHARED = TEMPLATES / "_shared"
@@ -38,21 +38,16 @@ AXES = {
     "frameworks": set(FRAMEWORKS),
     "protocols": set(PROTOCOLS),
     "servers": set(SERVERS),
+    "targets": set(TARGETS),
     "workers": {w.short for w in WORKER_CLASSES},
 }
 MACRO = re.compile(r"\{%-?\s*macro\s+(\w+)\s*\(")
 
-# Not done yet (issue 13, item 3): expected to fail, strictly, so that each is struck off here
-# when its template is done.
-NOT_YET_SMALL = {"_shared/README.md.jinja",}
-NOT_YET_NAME_FREE = NOT_YET_SMALL
 
-
-def templates(within: Path, not_yet: set[str]) -> list[object]:
+def templates(within: Path) -> list[Path]:
     """Every file copier renders, and every partial: the `.jinja` files (other files, such as
     the Django page templates, are copied as they are)."""
-    return [pytest.param(p, marks=pytest.mark.xfail(strict=True)) if name(p) in not_yet else p
-            for p in sorted(within.rglob("*.jinja"))]
+    return sorted(within.rglob("*.jinja"))
 
 
 def measure(text: str) -> tuple[int, int]:
@@ -72,7 +67,7 @@ def name(path: Path) -> str:
     return str(path.relative_to(TEMPLATES))
 
 
-@pytest.mark.parametrize("path", templates(TEMPLATES, NOT_YET_SMALL), ids=name)
+@pytest.mark.parametrize("path", templates(TEMPLATES), ids=name)
 def test_template_is_small_and_flat(path):
     tags, depth = measure(path.read_text())
     assert tags <= MAX_TAGS, (f"templates/{name(path)} has {tags} `{{%` tags (at most {MAX_TAGS}):"
@@ -88,7 +83,7 @@ def test_the_measure_counts_tags_and_nesting():
     assert measure("{% set x %}{% if a %}{% endif %}{% endset %}") == (4, 2)
 
 
-@pytest.mark.parametrize("path", templates(SHARED, NOT_YET_NAME_FREE), ids=name)
+@pytest.mark.parametrize("path", templates(SHARED), ids=name)
 def test_shared_template_decides_nothing_on_a_name(path):
     found = [m.group(0) for m in NAME_TEST.finditer(path.read_text())]
     assert found == [], (f"templates/{name(path)} tests a name ({', '.join(found)}): use a partial "
