@@ -1,9 +1,9 @@
 """The templates stay small and flat, and the shared ones decide nothing on a name.
 
-What differs between frameworks, protocols, servers and worker classes is either data of the
-table (`stack.*`, looped over or tested for truthiness) or a partial of that framework, protocol,
-server or worker class: templates/_shared/AXIS/NAME/FILE.jinja, a module of macros that the
-consumer imports by the name the table gives, e.g.
+What differs between frameworks, protocols, targets, servers and worker classes is either data
+of the table (`stack.*`, looped over or tested for truthiness) or a partial of that framework,
+protocol, target, server or worker class: templates/_shared/AXIS/NAME/FILE.jinja, a module of
+macros that FILE's template imports by the name the table gives, e.g.
 `{% import 'templates/_shared/servers/' ~ stack.server ~ '/nginx.conf.jinja' as by_server with context %}`.
 copier renders templates/FRAMEWORK only (`_subdirectory`), so nothing under _shared leaks into a
 generated project.
