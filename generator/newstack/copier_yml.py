@@ -67,6 +67,10 @@ class Context:
     worker_note: str = ""
     async_worker: bool = False
     default_worker: bool = False
+    env: list[dict[str, Any]] = field(default_factory=list)  # Stack.env
+    prod_setup: list[dict[str, Any]] = field(default_factory=list)  # Stack.prod_setup
+    no_lifespan: str = ""
+    worker_short: str = ""  # names the worker class's partials, templates/_shared/workers/NAME/
 
     def filled(self, package: str) -> Context:
         """With `{package}` filled in, as copier fills it in copier.yml's `stack`."""
@@ -101,6 +105,9 @@ def stack_context(stack: Stack, target: Target, server: Server | None = None,
         hosts_env=stack.hosts_env,
         extras={name: list(packages) for name, packages in stack.extras},
         ships=[*stack.ships, *target.ships],
+        env=[asdict(var) for var in stack.env],
+        prod_setup=[asdict(step) for step in stack.prod_setup],
+        no_lifespan=stack.no_lifespan,
     )
     if target.debug_env_in_dev_command:
         context = replace(context, dev_command=" ".join(filter(None, (stack.debug_env,
@@ -128,6 +135,7 @@ def stack_context(stack: Stack, target: Target, server: Server | None = None,
             async_worker=worker.async_worker,
             default_worker=worker == stack.worker_classes[0],
             cluster_workers=worker.cluster_workers,
+            worker_short=worker.short,
         )
     return context
 

@@ -300,6 +300,12 @@ class Stack:
     ships: tuple[str, ...] = ()  # files of the framework's tree only this stack has
     seed_claim: SeedClaim | None = None  # what the seed claimed for it (`newstack bench`)
     peers: tuple[Peer, ...] = ()  # other templates' prod commands, measured beside ours
+    # The settings a prod project of this stack reads beyond those every stack reads (PORT,
+    # WEB_CONCURRENCY, FORWARDED_ALLOW_IPS, the two above, its server's): the README's table,
+    # .env.example and deploy/k8s/configmap.yaml each loop over them once.
+    env: tuple[EnvVar, ...] = ()
+    prod_setup: tuple[SetupStep, ...] = ()  # what a prod project runs before it serves
+    no_lifespan: str = ""  # why its ASGI application has no lifespan ("" when it has one)
 
     @property
     def key(self) -> str:
@@ -320,6 +326,47 @@ class Stack:
         return tuple(w for w in WORKER_CLASSES if w.protocol == self.protocol)
 
 
+@dataclass(frozen=True)
+class EnvVar:
+    """An environment variable a stack's prod project reads: one row of the README's table."""
+
+    names: tuple[str, ...]  # set together, in one row of the README
+    default: str  # the README's cells (Markdown)
+    what: str
+    example: str | None = None  # its value in .env.example (None: not listed there)
+    example_note: str = ""  # the comment above it in .env.example (lines)
+    cluster: str | None = None  # its value in deploy/k8s/configmap.yaml (None: not set there)
+    cluster_note: str = ""  # the comment in configmap.yaml (lines)
+
+
+@dataclass(frozen=True)
+class SetupStep:
+    """A command a prod project runs before it serves: the README shows it, the Dockerfile runs
+    it at build time."""
+
+    command: str
+    needs: tuple[str, ...]  # the project's files it needs besides the package
+    note: str  # why and how the Dockerfile runs it
+
+
+DJANGO_ENV = (
+    EnvVar(("DJANGO_DEBUG",), "`0`", "never `1` in production"),
+    EnvVar(("DJANGO_SECURE_SSL_REDIRECT",), "`1`", "redirect plain HTTP to HTTPS (not `/healthz`)",
+           example="1", cluster="1",
+           example_note="Set to 0 only when no TLS-terminating proxy sits in front (local tries)."),
+    EnvVar(("DJANGO_SECURE_HSTS_SECONDS",), "`31536000`", "HSTS max-age"),
+    EnvVar(("DJANGO_CSRF_TRUSTED_ORIGINS",), "none",
+           "origins allowed to POST forms, e.g. `https://example.com`"),
+    EnvVar(("DJANGO_LOG_LEVEL",), "`INFO`", "log level"),
+    EnvVar(("DJANGO_DATABASE_PATH", "DJANGO_STATIC_ROOT"), "`db.sqlite3`, `staticfiles/`",
+           "where the SQLite file and the collected static files are"),
+)
+DJANGO_SETUP = (
+    SetupStep("python manage.py collectstatic --noinput", ("manage.py",),
+              "Static files are collected at build time with a throw-away key: no secret is "
+              "baked in."),
+)
+
 STACKS = (
     Stack(
         framework="fastapi",
@@ -337,6 +384,9 @@ STACKS = (
         peers=(Peer("fastapi run --workers 4", ("fastapi", "run", "--workers", "4", "--host",
                                                 "{host}", "--port", "{port}", "{package}/main.py"),
                     imports=("fastapi_cli",)),),
+        env=(EnvVar(("ENABLE_DOCS",), "`0`", "`1` serves `/docs`, `/redoc` and `/openapi.json`",
+                    example="0", example_note="Set to 1 to serve /docs, /redoc and /openapi.json.",
+                    cluster="0"),),
     ),
     Stack(
         framework="flask",
@@ -373,6 +423,8 @@ STACKS = (
         # cookiecutter-django: gunicorn with its defaults
         peers=(Peer("gunicorn defaults (cookiecutter-django)",
                     ("gunicorn", "{app}", "-c", "/dev/null", "--bind", "{host}:{port}")),),
+        env=DJANGO_ENV,
+        prod_setup=DJANGO_SETUP,
     ),
     Stack(
         framework="django",
@@ -392,6 +444,17 @@ STACKS = (
         extras=(("redis", ("channels-redis>=4.2",)),),
         ships=("asgi.py", "consumers.py", "middleware.py"),
         seed_claim=SeedClaim(15_000, "Medium"),
+        env=(*DJANGO_ENV, EnvVar(
+            ("REDIS_URL",), "none: in-memory",
+            "the Channels layer shared by workers and replicas (`redis` extra)", example="",
+            example_note="A shared channel layer, needed with more than one worker or replica: "
+            "redis://HOST:6379/0\n(the image installs the redis extra: pip install \".[redis]\"). "
+            "Empty: in memory, one process.",
+            cluster_note="More than one pod needs a shared channel layer for group messages: put "
+            "REDIS_URL\n(redis://HOST:6379/0, with its password) in the Secret. Without it, each "
+            "process has its own.")),
+        prod_setup=DJANGO_SETUP,
+        no_lifespan="Django and Channels do not implement the lifespan protocol",
     ),
 )
 
