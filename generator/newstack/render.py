@@ -191,12 +191,15 @@ def discard(staging: Path | None, made: list[Path]) -> None:
 @contextmanager
 def copier_source(source: str | None = None) -> Iterator[str | Path]:
     """`source` if given, else the packaged template as a plain directory. In a git checkout
-    copier would clone the repo and warn about uncommitted changes, so a copy of just the
-    template files is used instead."""
+    copier would clone the repo and warn about uncommitted changes: the checkout is used as
+    it is if fast_copier can tell copier it is a plain directory, else a copy of just the
+    template files."""
+    from .fast_copier import renders_in_place
+
     if source is not None:
         yield source
         return
-    if not (TEMPLATE_ROOT / ".git").exists():
+    if not (TEMPLATE_ROOT / ".git").exists() or renders_in_place():
         yield TEMPLATE_ROOT
         return
     tmp: Path | None = None
@@ -248,7 +251,9 @@ def generate(answers: Answers, dest: Path, interactive: bool = False,
         source = template_source(template) if template is not None else None
         dest = dest.absolute()
         check_destination(dest)
-        import copier  # slow to import (about 0.4 s): only when rendering
+        from .fast_copier import faster_copy, import_copier
+
+        copier = import_copier(interactive)  # slow to import (0.25 s or more): only to render
 
         made: list[Path] = []
         staging: Path | None = None
@@ -259,15 +264,16 @@ def generate(answers: Answers, dest: Path, interactive: bool = False,
                                                 dir=dest.parent))
             with copier_source(source) as src:
                 try:
-                    copier.run_copy(
-                        str(src),
-                        staging / "project",
-                        vcs_ref=vcs_ref,
-                        data=answers.data(),
-                        defaults=not interactive,
-                        quiet=True,
-                        settings=copier.Settings(),
-                    )
+                    with faster_copy(plain=source is None):
+                        copier.run_copy(
+                            str(src),
+                            staging / "project",
+                            vcs_ref=vcs_ref,
+                            data=answers.data(),
+                            defaults=not interactive,
+                            quiet=True,
+                            settings=copier.Settings(),
+                        )
                 except KeyboardInterrupt as error:  # Ctrl-C at one of copier's questions
                     raise Interrupted(signal.SIGINT) from error
                 except ValueError as error:  # an answer given at copier's questions, refused
