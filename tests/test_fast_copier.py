@@ -7,6 +7,7 @@ import os
 import stat
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,18 @@ def test_a_cache_directory_others_can_write_to_is_not_read(tmp_path):
     env.from_string("{{ x }}")
     environment(calls, tmp_path).from_string("{{ x }}")
     assert len(calls) == 2 and not list(directory.iterdir())
+
+
+
+def test_entries_not_written_for_a_long_time_are_removed_when_new_ones_are(tmp_path):
+    calls: list[str] = []
+    kept = environment(calls, tmp_path)
+    kept.from_string("{{ old }}")
+    environment(calls, tmp_path, trim_blocks=True).from_string("{{ gone }}")
+    old = time.time() - fast_copier.STALE - 60
+    for path in [*tmp_path.glob("jinja-*/*"), *tmp_path.glob("jinja-*")]:
+        os.utime(path, (old, old))
+    environment(calls, tmp_path).from_string("{{ new }}")  # a write: prunes
+    directory = tmp_path / f"jinja-{fast_copier.fingerprint(kept)[:32]}"
+    assert list(tmp_path.glob("jinja-*")) == [directory]
+    assert len(list(directory.iterdir())) == 1

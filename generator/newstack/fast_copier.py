@@ -25,9 +25,10 @@ import importlib
 import marshal
 import os
 import sys
+import time
 import types
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -184,8 +185,9 @@ def worker_class(base: type, plain: bool) -> type:
 
 @contextmanager
 def faster_copy(plain: bool) -> Iterator[None]:
-    """While copier.run_copy runs (in this thread), its Worker is the one above. `plain`: the
-    template is a plain directory (newstack's own), not a git repository."""
+    """While copier.run_copy runs, its Worker is the one above (for the whole process: newstack
+    renders one project at a time). `plain`: the template is a plain directory (newstack's
+    own), not a git repository."""
     main = sys.modules.get("copier._main")
     if main is None or not hooks_fit():
         yield
@@ -323,6 +325,28 @@ def write_code(path: Path, code: types.CodeType) -> None:
             pass
 
 
+STALE = 60 * 24 * 3600  # seconds: entries older than this are removed when new ones are written
+
+
+def prune(root: Path, now: float) -> None:
+    """Remove entries and fingerprint directories not written for STALE seconds (an entry
+    still in use is compiled and written again): the cache holds what recent versions of the
+    template and of Jinja, copier and Python need, not every version ever used."""
+    with suppress(OSError):
+        for directory in os.scandir(root):
+            if not directory.name.startswith("jinja-") or not directory.is_dir(
+                    follow_symlinks=False):
+                continue
+            stale = now - directory.stat().st_mtime > STALE  # before removing entries in it
+            for entry in os.scandir(directory.path):
+                if now - entry.stat(follow_symlinks=False).st_mtime > STALE:
+                    with suppress(OSError):
+                        os.unlink(entry.path)
+            if stale:
+                with suppress(OSError):
+                    os.rmdir(directory.path)  # if now empty
+
+
 def cache_compiled(environment: Any, root: Path | None = None) -> None:
     """Make `environment` keep the code it compiles from a source string: in memory (copier
     compiles each question's validator and default again every time it renders them) and in
@@ -335,9 +359,11 @@ def cache_compiled(environment: Any, root: Path | None = None) -> None:
     compile_ = environment.compile
     memo: dict[tuple[str | None, str], types.CodeType] = {}
     where: list[Path | None] = []  # the directory, once checked (None: in memory only)
+    pruned = False
 
     def compile(source: Any, name: str | None = None, filename: str | None = None,
                 raw: bool = False, defer_init: bool = False) -> Any:
+        nonlocal pruned
         if raw or defer_init or not isinstance(source, str):
             return compile_(source, name, filename, raw, defer_init)
         code = memo.get((name, source))
@@ -352,6 +378,9 @@ def cache_compiled(environment: Any, root: Path | None = None) -> None:
                 code = compile_(source, name, filename)
                 if path is not None:
                     write_code(path, code)
+                    if not pruned:
+                        pruned = True
+                        prune(path.parent.parent, time.time())
             memo[(name, source)] = code
         return with_filename(code, filename or "<template>")
 
