@@ -179,3 +179,16 @@ def test_entries_not_written_for_a_long_time_are_removed_when_new_ones_are(tmp_p
     directory = tmp_path / f"jinja-{fast_copier.fingerprint(kept)[:32]}"
     assert list(tmp_path.glob("jinja-*")) == [directory]
     assert len(list(directory.iterdir())) == 1
+
+
+def test_without_a_home_directory_compiled_code_is_kept_in_memory(tmp_path):
+    made = python("""
+        import os, pwd
+        from pathlib import Path
+        pwd.getpwuid = lambda uid: (_ for _ in ()).throw(KeyError(uid))
+        del os.environ["HOME"], os.environ["XDG_CACHE_HOME"]
+        from newstack.render import Answers, generate
+        generate(Answers("shop", "flask", "wsgi", "dev"), Path("shop"))
+        print(sorted(p.name for p in Path().iterdir()))
+    """, tmp_path)
+    assert made == "['shop']"

@@ -369,8 +369,12 @@ def cache_compiled(environment: Any, root: Path | None = None) -> None:
         code = memo.get((name, source))
         if code is None:
             if not where:
-                directory = (root or cache_root()) / f"jinja-{key[:32]}"
-                where.append(directory if private_directory(directory) else None)
+                try:
+                    directory = (root or cache_root()) / f"jinja-{key[:32]}"
+                except RuntimeError:  # no home directory
+                    where.append(None)
+                else:
+                    where.append(directory if private_directory(directory) else None)
             entry = hashlib.sha256(repr((key, name, source)).encode()).hexdigest()
             path = where[0] / entry if where[0] is not None else None
             code = read_code(path) if path is not None else None
