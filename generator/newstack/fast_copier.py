@@ -3,7 +3,7 @@
 `copier copy` of a full project costs most of its time in work that newstack's own runs do
 not need (profiled with `python -X importtime` and pyinstrument):
 
-- importing questionary and prompt_toolkit (about a third of copier's import), which copier
+- importing questionary and prompt_toolkit (some 40% of copier's import), which copier
   imports at module level but uses only to ask questions;
 - compiling the same Jinja sources on every run (the templates, their paths, and each
   question's validator and default, several times over);
@@ -154,8 +154,9 @@ def hooks_fit() -> bool:
 
 
 def renders_in_place() -> bool:
-    """Whether copier can be given newstack's git checkout as a plain directory (it would
-    otherwise clone it, at its latest tag): only with the Worker below, which says so."""
+    """Whether copier can be given newstack's git checkout as it is: copier would clone a git
+    repository, at its latest tag, unless the Worker below tells it the template is a plain
+    directory. Otherwise newstack copies the template files out of the checkout."""
     return hooks_fit()
 
 
@@ -206,8 +207,9 @@ def faster_copy(plain: bool) -> Iterator[None]:
 
 def faster_yaml() -> None:
     """copier loads copier.yml with a subclass of yaml.SafeLoader made in
-    copier._template.load_template_config: give that module yaml with the C loader (same
-    results, about 8x faster), when PyYAML was built with libyaml."""
+    copier._template.load_template_config: give that module (for the rest of the process) a
+    yaml whose SafeLoader is the C one (same results, about 8x faster), when PyYAML was built
+    with libyaml."""
     import yaml
 
     template_module = sys.modules.get("copier._template")
