@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from newstack import render
+from newstack import fast_copier, render
 from newstack.stacks import COMBINATIONS, find_combination, server_row
 
 from .bad_input import FIGURES, create, one_line, run_main, settle, snapshot
@@ -585,8 +585,10 @@ def test_an_interrupt_replaced_by_another_error_is_still_an_interrupt(arena, mon
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_while_the_template_copy_is_removed_leaves_no_copy(arena, monkeypatch, signum):
-    """newstack renders from a copy of its template in the temporary directory: an interrupt
-    while that copy is removed must not leave half of it there either."""
+    """Where copier cannot be told that newstack's git checkout is a plain directory (see
+    fast_copier), newstack renders from a copy of its template in the temporary directory: an
+    interrupt while that copy is removed must not leave half of it there either."""
+    monkeypatch.setattr(fast_copier, "renders_in_place", lambda: False)
     tmp = arena.parent / "tmp"
     tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))

@@ -144,12 +144,15 @@ def read_answers(project: Path) -> Answers:
 @contextmanager
 def copier_source(source: str | None = None) -> Iterator[str | Path]:
     """`source` if given, else the packaged template as a plain directory. In a git checkout
-    copier would clone the repo and warn about uncommitted changes, so a copy of just the
-    template files is used instead."""
+    copier would clone the repo and warn about uncommitted changes: the checkout is used as
+    it is if fast_copier can tell copier it is a plain directory, else a copy of just the
+    template files."""
+    from .fast_copier import renders_in_place
+
     if source is not None:
         yield source
         return
-    if not (TEMPLATE_ROOT / ".git").exists():
+    if not (TEMPLATE_ROOT / ".git").exists() or renders_in_place():
         yield TEMPLATE_ROOT
         return
     tmp: Path | None = None
@@ -197,7 +200,7 @@ def generate(answers: Answers, dest: Path, interactive: bool = False,
         check_destination(staging.dest)
         with staging as project:
             with copier_source(source) as src:  # its copy is gone before the move
-                run_copier(src, project, answers, interactive, vcs_ref)
+                run_copier(src, project, answers, interactive, vcs_ref, plain=source is None)
             if source is None:
                 record_source(project)
             staging.commit()
@@ -210,12 +213,14 @@ def generate(answers: Answers, dest: Path, interactive: bool = False,
 
 
 def run_copier(src: str | Path, project: Path, answers: Answers, interactive: bool,
-               vcs_ref: str | None) -> None:
-    import copier  # slow to import (about 0.4 s): only when rendering
+               vcs_ref: str | None, plain: bool) -> None:
+    from .fast_copier import faster_copy, import_copier
 
+    copier = import_copier(interactive)  # slow to import (0.25 s or more): only to render
     try:
-        copier.run_copy(str(src), project, vcs_ref=vcs_ref, data=answers.data(),
-                        defaults=not interactive, quiet=True, settings=copier.Settings())
+        with faster_copy(plain=plain):
+            copier.run_copy(str(src), project, vcs_ref=vcs_ref, data=answers.data(),
+                            defaults=not interactive, quiet=True, settings=copier.Settings())
     except KeyboardInterrupt as error:  # Ctrl-C at one of copier's questions
         raise Interrupted(signal.SIGINT) from error
     except ValueError as error:  # an answer given at copier's questions, refused
