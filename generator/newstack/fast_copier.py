@@ -33,7 +33,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .errors import Interrupted
+from .interrupts import HANDLER
 
 # --------------------------------------------------------------------------------------------
 # questionary and prompt_toolkit, only when asking
@@ -122,7 +122,7 @@ def import_copier(interactive: bool) -> types.ModuleType:
         try:
             import copier
         except Exception as error:  # copier needs more of them now: import it the usual way
-            if Interrupted.behind(error) is not None:  # an interrupt in disguise: not a retry
+            if HANDLER.behind(error) is not None:  # an interrupt in disguise: not a retry
                 raise
             for name in [n for n in sys.modules if n == "copier" or n.startswith("copier.")]:
                 del sys.modules[name]
@@ -349,6 +349,15 @@ def prune(root: Path, now: float) -> None:
                     os.rmdir(directory.path)  # if now empty
 
 
+def cache_directory(root: Path | None, key: str) -> Path | None:
+    """Where compiled code is kept between runs (None: in memory only)."""
+    try:
+        directory = (root or cache_root()) / f"jinja-{key[:32]}"
+    except RuntimeError:  # no home directory
+        return None
+    return directory if private_directory(directory) else None
+
+
 def cache_compiled(environment: Any, root: Path | None = None) -> None:
     """Make `environment` keep the code it compiles from a source string: in memory (copier
     compiles each question's validator and default again every time it renders them) and in
@@ -363,6 +372,11 @@ def cache_compiled(environment: Any, root: Path | None = None) -> None:
     where: list[Path | None] = []  # the directory, once checked (None: in memory only)
     pruned = False
 
+    def directory() -> Path | None:
+        if not where:
+            where.append(cache_directory(root, key))
+        return where[0]
+
     def compile(source: Any, name: str | None = None, filename: str | None = None,
                 raw: bool = False, defer_init: bool = False) -> Any:
         nonlocal pruned
@@ -370,15 +384,9 @@ def cache_compiled(environment: Any, root: Path | None = None) -> None:
             return compile_(source, name, filename, raw, defer_init)
         code = memo.get((name, source))
         if code is None:
-            if not where:
-                try:
-                    directory = (root or cache_root()) / f"jinja-{key[:32]}"
-                except RuntimeError:  # no home directory
-                    where.append(None)
-                else:
-                    where.append(directory if private_directory(directory) else None)
+            folder = directory()
             entry = hashlib.sha256(repr((key, name, source)).encode()).hexdigest()
-            path = where[0] / entry if where[0] is not None else None
+            path = folder / entry if folder is not None else None
             code = read_code(path) if path is not None else None
             if code is None:
                 code = compile_(source, name, filename)
