@@ -6,11 +6,13 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from newstack import render
+from newstack.postgres import Cluster
 from newstack.stacks import COMBINATIONS, Combination
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,6 +32,13 @@ def newstack(*args, cwd=None, **kwargs):
 
 def answers_for(combination: Combination, name: str = "shop") -> render.Answers:
     return render.Answers.of(name, combination)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """A throwaway PostgreSQL for the session (per xdist worker), started when first needed."""
+    with Cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

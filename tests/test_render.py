@@ -96,6 +96,23 @@ def test_generated_test_suite_passes_with_deprecations_as_errors(projects, cid):
     assert "warning" not in result.stdout.lower(), result.stdout[-2000:]
 
 
+DATABASE_IDS = [c.id for c in COMBINATIONS if c.stack.database]
+
+
+@pytest.mark.parametrize("cid", DATABASE_IDS)
+def test_generated_test_suite_passes_against_postgresql(projects, postgres, cid):
+    """The same suite, its database a real PostgreSQL (TEST_DATABASE_URL), its schema from the
+    project's migrations."""
+    url = postgres.create_database(cid.replace("-", "_"))
+    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                 cwd=projects[cid], env={**os.environ, "TEST_DATABASE_URL": url})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert re.search(r"\d+ passed", result.stdout)
+    tables = postgres.psql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM "
+                           "pg_tables WHERE schemaname = 'public'", database=url.rsplit("/", 1)[1])
+    assert "items" in tables.split(",")
+
+
 @pytest.mark.parametrize("cid", COMBINATION_IDS)
 def test_ruff_passes(projects, cid):
     result = run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=projects[cid])

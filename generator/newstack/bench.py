@@ -449,7 +449,7 @@ def generate_all(combinations: list[Combination], root: Path,
     for combination in combinations:
         step(f"generating {combination.id}")
         project = generate(Answers.of(PACKAGE, combination), root / combination.id / PACKAGE)
-        setup = smoke.run_prod_setup(
+        setup = smoke.run_setup(
             project, smoke.server_env(project, Path(sys.executable).parent, combination, 0))
         if setup:
             setup.check_returncode()

@@ -70,6 +70,9 @@ class Context:
     env: list[dict[str, Any]] = field(default_factory=list)  # Stack.env
     prod_setup: list[dict[str, Any]] = field(default_factory=list)  # Stack.prod_setup
     no_lifespan: str = ""
+    database: str = ""  # the project's database module ("" without a data layer)
+    migrate: str = ""  # the command that applies the migrations
+    migrations: list[str] = field(default_factory=list)  # the files it needs
     worker_short: str = ""  # names the worker class's partials, templates/_shared/workers/NAME/
 
     def filled(self, package: str) -> Context:
@@ -108,6 +111,9 @@ def stack_context(stack: Stack, target: Target, server: Server | None = None,
         env=[asdict(var) for var in stack.env],
         prod_setup=[asdict(step) for step in stack.prod_setup],
         no_lifespan=stack.no_lifespan,
+        database=stack.database,
+        migrate=stack.migrate,
+        migrations=list(stack.migrations),
     )
     if target.debug_env_in_dev_command:
         context = replace(context, dev_command=" ".join(filter(None, (stack.debug_env,

@@ -39,7 +39,7 @@ PROXY_LINES = "".join(f"{name}: {value}\r\n" for name, value in PROXY_HEADERS.it
 
 
 # Every probe, in the order they run and are reported.
-PROBES = ("install", "setup", "start", "page", "json", "ws", "sse", "workers", "sigterm")
+PROBES = ("install", "setup", "start", "page", "json", "db", "ws", "sse", "workers", "sigterm")
 
 
 class SmokeError(Exception):
@@ -66,15 +66,26 @@ def readme_commands(project: Path) -> dict[str, str]:
     return dict(re.findall(r"<!-- newstack:([\w-]+) -->\n```sh\n(.+?)\n```", readme))
 
 
-def run_prod_setup(project: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str] | None:
-    """The README's prod-setup command in `env` (Django's collectstatic: what the Dockerfile
-    does at build time), or None when the project has none."""
-    setup = readme_commands(project).get("prod-setup")
-    if not setup:
-        return None
-    setup_env, argv = split_command(setup)
-    return subprocess.run(argv, cwd=project, env={**env, **setup_env}, capture_output=True,
-                          check=False, text=True, timeout=120)
+# The README's steps before a server starts, by its marker: the migrations (every target), then
+# what a prod build does (Django's collectstatic: the Dockerfile runs it at build time).
+SETUP_STEPS = {"dev": ("migrate",), "prod": ("migrate", "prod-setup")}
+
+
+def run_setup(project: Path, env: dict[str, str],
+              which: str = "prod") -> subprocess.CompletedProcess[str] | None:
+    """The README's set-up steps for its `which` server, in `env`: the first that failed, else
+    the last, or None when the project has none."""
+    commands = readme_commands(project)
+    done = None
+    for marker in SETUP_STEPS[which]:
+        if marker not in commands:
+            continue
+        setup_env, argv = split_command(commands[marker])
+        done = subprocess.run(argv, cwd=project, env={**env, **setup_env}, capture_output=True,
+                              check=False, text=True, timeout=120)
+        if done.returncode:
+            break
+    return done
 
 
 def free_port() -> int:
@@ -219,6 +230,19 @@ def check_json(client: httpx.Client) -> None:
     expect("message" in response.json(), "/api/hello has no message")
 
 
+def check_database(client: httpx.Client) -> None:
+    """Ready, and a row written through the API reads back."""
+    ready = client.get("/readyz")
+    expect(ready.status_code == 200, f"/readyz answered {ready.status_code}: {ready.text[:200]}")
+    name = f"smoke {secrets.token_hex(4)} <&>"
+    created = client.post("/api/items", json={"name": name})
+    expect(created.status_code == 201, f"POST /api/items answered {created.status_code}: "
+           f"{created.text[:200]}")
+    read = client.get(f"/api/items/{created.json()['id']}")
+    expect(read.status_code == 200 and read.json()["name"] == name,
+           f"the item written did not read back: {read.status_code} {read.text[:200]}")
+
+
 def check_websocket(port: int, headers: dict[str, str]) -> None:
     from websockets.sync.client import connect
     from websockets.typing import Origin
@@ -316,7 +340,7 @@ def _smoke_server(project: Path, combination: Combination, which: str, bin_dir: 
     if not prod:  # dev servers take the address on their command line
         argv += shlex.split(combination.stack.dev_bind.format(host=HOST, port=port))
     headers = PROXY_HEADERS if prod else {}
-    done = run_prod_setup(project, env) if prod else None
+    done = run_setup(project, env, which)
     if done and done.returncode:
         result.probes["setup"] = f"{shlex.join(done.args)!r} failed: {done.stderr[-300:]}"
         return
@@ -332,6 +356,8 @@ def _smoke_server(project: Path, combination: Combination, which: str, bin_dir: 
                           trust_env=False) as client:
             probe(result.probes, "page", lambda: check_page(client))
             probe(result.probes, "json", lambda: check_json(client))
+            if combination.stack.database:
+                probe(result.probes, "db", lambda: check_database(client))
             if combination.stack.realtime:
                 probe(result.probes, "ws", lambda: check_websocket(port, headers))
                 probe(result.probes, "sse", lambda: check_events(client))

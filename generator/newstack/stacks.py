@@ -31,6 +31,10 @@ LABELS = {
 }
 
 UVICORN = "uvicorn[standard]>=0.34"  # [standard]: websockets (plain uvicorn answers WS with 404)
+PSYCOPG = "psycopg[binary]>=3.2"  # PostgreSQL, sync and async in one driver (binary: no compiler)
+# The data layer of the SQLAlchemy stacks: the ORM, its migrations, SQLite and PostgreSQL drivers.
+SQLALCHEMY = ("sqlalchemy>=2.0", "alembic>=1.13", PSYCOPG)
+SQLALCHEMY_ASYNC = ("sqlalchemy[asyncio]>=2.0", "alembic>=1.13", "aiosqlite>=0.20", PSYCOPG)
 
 
 def fill_package(text: str, package: str) -> str:
@@ -306,6 +310,12 @@ class Stack:
     env: tuple[EnvVar, ...] = ()
     prod_setup: tuple[SetupStep, ...] = ()  # what a prod project runs before it serves
     no_lifespan: str = ""  # why its ASGI application has no lifespan ("" when it has one)
+    # The data layer: the project's module that checks the database settings and sizes the pool
+    # (`check_settings()`, `pool_size()`), the command that applies its migrations (a separate
+    # step: never run by the workers) and the files that command needs.
+    database: str = ""
+    migrate: str = ""
+    migrations: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -361,6 +371,21 @@ DJANGO_ENV = (
     EnvVar(("DJANGO_DATABASE_PATH", "DJANGO_STATIC_ROOT"), "`db.sqlite3`, `staticfiles/`",
            "where the SQLite file and the collected static files are"),
 )
+# Every stack with a data layer reads these (see each project's database module).
+DATABASE_ENV = (
+    EnvVar(("DATABASE_URL",), "a SQLite file, `{package}.sqlite3`",
+           "`postgresql://USER:PASSWORD@HOST:PORT/NAME` for PostgreSQL (a secret: it holds the "
+           "password)", example="",
+           example_note="The database: postgresql://USER:PASSWORD@HOST:5432/NAME. Empty: a SQLite "
+           "file in the working directory\n(one host only; every worker shares it)."),
+    EnvVar(("DB_POOL_SIZE",), "ASGI `10`, WSGI the worker's threads",
+           "connections each worker process holds at most: workers x this x replicas must stay "
+           "below PostgreSQL's `max_connections`",
+           example="", example_note="Connections per worker process (empty: 10 on ASGI, the "
+           "worker's threads on WSGI)."),
+)
+ALEMBIC = ("alembic upgrade head", ("alembic.ini", "migrations"))
+
 DJANGO_SETUP = (
     SetupStep("python manage.py collectstatic --noinput", ("manage.py",),
               "Static files are collected at build time with a throw-away key: no secret is "
@@ -374,7 +399,7 @@ STACKS = (
         app="{package}.main:app",
         dev_command="uvicorn {package}.main:app --reload",
         dev_bind="--host {host} --port {port}",
-        packages=("fastapi>=0.115", UVICORN, "jinja2>=3.1"),
+        packages=("fastapi>=0.115", UVICORN, "jinja2>=3.1", *SQLALCHEMY_ASYNC),
         prod_packages=(),
         test_packages=("pytest>=8", "httpx2>=2"),  # starlette 1.x testclient: httpx is deprecated
         secret_env="",
@@ -386,7 +411,10 @@ STACKS = (
                     imports=("fastapi_cli",)),),
         env=(EnvVar(("ENABLE_DOCS",), "`0`", "`1` serves `/docs`, `/redoc` and `/openapi.json`",
                     example="0", example_note="Set to 1 to serve /docs, /redoc and /openapi.json.",
-                    cluster="0"),),
+                    cluster="0"), *DATABASE_ENV),
+        database="{package}.db",
+        migrate=ALEMBIC[0],
+        migrations=ALEMBIC[1],
     ),
     Stack(
         framework="flask",

@@ -209,7 +209,7 @@ class Servers:
     def project(self, config: ProdConfig) -> Path:
         if config.id not in self.projects:
             project = make_project(config, self.root / config.id / "shop")
-            done = smoke.run_prod_setup(project,
+            done = smoke.run_setup(project,
                                         smoke.server_env(project, BIN, config.combination, 0))
             assert done is None or done.returncode == 0, done.stderr[-2000:]
             self.projects[config.id] = project

@@ -38,7 +38,7 @@ from newstack.smoke import (
     check_page,
     free_port,
     readme_commands,
-    run_prod_setup,
+    run_setup,
     server_env,
     split_command,
 )
@@ -153,7 +153,7 @@ class Stack:
         return env
 
     def run_setup(self) -> None:
-        done = run_prod_setup(self.project, self.env(0))
+        done = run_setup(self.project, self.env(0))
         assert done is None or done.returncode == 0, f"{done.args}: {done.stderr[-2000:]}"
 
     def start(self, index: int) -> None:

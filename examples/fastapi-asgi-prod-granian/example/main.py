@@ -1,16 +1,22 @@
-"""The FastAPI application: HTML, JSON, a health check, a WebSocket echo and Server-Sent Events."""
+"""The FastAPI application: HTML, JSON, an example resource in a database, health and readiness
+checks, a WebSocket echo and Server-Sent Events."""
 
 import asyncio
 import json
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeout
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from . import db, items
 
 HERE = Path(__file__).parent
 PROJECT = "example"
@@ -53,7 +59,18 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Each worker process opens its own pool when it starts serving (after the server forked
+    it: pooled connections never cross a fork) and closes it when it stops."""
+    app.state.engine = db.create_engine()
+    app.state.sessions = db.sessionmaker(app.state.engine)
+    yield
+    await app.state.engine.dispose()
+
+
 app = FastAPI(
+    lifespan=lifespan,
     title=PROJECT,
     docs_url="/docs" if DOCS else None,
     redoc_url="/redoc" if DOCS else None,
@@ -64,11 +81,20 @@ app.add_middleware(TrustedHostMiddleware, allowed_hosts=ALLOWED_HOSTS)
 app.add_middleware(SecurityHeaders)  # added last: runs first, so even a 400 carries them
 app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 templates = Jinja2Templates(directory=HERE / "templates")
+app.include_router(items.router)
+
+
+@app.exception_handler(DBAPIError)
+@app.exception_handler(PoolTimeout)
+async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
+    """The database is down or saturated: the client may retry; this is not its fault."""
+    return JSONResponse({"detail": "database unavailable"}, status_code=503)
 
 
 @app.get("/", response_class=HTMLResponse)
-async def index(request: Request) -> HTMLResponse:
-    return templates.TemplateResponse(request, "index.html", {"project": PROJECT})
+async def index(request: Request, session: items.Session) -> HTMLResponse:
+    latest = await items.newest(session, 10)
+    return templates.TemplateResponse(request, "index.html", {"project": PROJECT, "items": latest})
 
 
 @app.get("/api/hello")
@@ -78,7 +104,16 @@ async def hello() -> dict[str, str]:
 
 @app.get("/healthz")
 async def healthz() -> dict[str, str]:
+    """Liveness: the process answers. It does not touch the database."""
     return {"status": "ok"}
+
+
+@app.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: the database answers through this worker's pool (503 while it does not)."""
+    if await db.ready(request.app.state.engine):
+        return JSONResponse({"status": "ready"})
+    return JSONResponse({"status": "unavailable"}, status_code=503)
 
 
 @app.websocket("/ws/echo")

@@ -4,46 +4,44 @@ from fastapi.testclient import TestClient
 
 from example.main import app
 
-client = TestClient(app, base_url="http://localhost")
 
-
-def test_index_is_html_linking_the_stylesheet():
+def test_index_is_html_linking_the_stylesheet(client):
     response = client.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "/static/style.css" in response.text
 
 
-def test_stylesheet_is_served():
+def test_stylesheet_is_served(client):
     response = client.get("/static/style.css")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/css")
 
 
-def test_hello_is_json():
+def test_hello_is_json(client):
     response = client.get("/api/hello")
     assert response.status_code == 200
     assert response.json() == {"message": "Hello from example"}
 
 
-def test_healthz():
+def test_healthz(client):
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
-def test_websocket_echo():
+def test_websocket_echo(client):
     with client.websocket_connect("ws://localhost/ws/echo") as websocket:
         websocket.send_text("ping")
         assert websocket.receive_text() == "ping"
 
 
-def test_events_stream():
+def test_events_stream(client):
     with client.stream("GET", "/api/events?count=3&interval=0") as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         body = "".join(response.iter_text())
     assert body.count("event: tick") == 3
 
 
-def test_security_headers_and_hsts_only_over_https():
+def test_security_headers_and_hsts_only_over_https(client):
     response = client.get("/")
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["x-frame-options"] == "DENY"
@@ -53,11 +51,11 @@ def test_security_headers_and_hsts_only_over_https():
     assert secure.headers["strict-transport-security"].startswith("max-age=31536000")
 
 
-def test_foreign_host_is_refused():
+def test_foreign_host_is_refused(client):
     response = client.get("/healthz", headers={"host": "evil.example"})
     assert response.status_code == 400
 
 
-def test_docs_are_off_in_production():
+def test_docs_are_off_in_production(client):
     assert client.get("/docs").status_code == 404
     assert client.get("/openapi.json").status_code == 404
