@@ -378,10 +378,10 @@ DATABASE_ENV = (
            "password)", example="",
            example_note="The database: postgresql://USER:PASSWORD@HOST:5432/NAME. Empty: a SQLite "
            "file in the working directory\n(one host only; every worker shares it)."),
-    EnvVar(("DB_POOL_SIZE",), "ASGI `10`, WSGI the worker's threads",
+    EnvVar(("DB_POOL_SIZE",), "ASGI `5`, WSGI the worker's threads",
            "connections each worker process holds at most: workers x this x replicas must stay "
            "below PostgreSQL's `max_connections`",
-           example="", example_note="Connections per worker process (empty: 10 on ASGI, the "
+           example="", example_note="Connections per worker process (empty: 5 on ASGI, the "
            "worker's threads on WSGI)."),
 )
 ALEMBIC = ("alembic upgrade head", ("alembic.ini", "migrations"))

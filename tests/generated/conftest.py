@@ -61,6 +61,8 @@ SUMMARY = (  # column title, what it shows, the figures (prod.record keys) it jo
     ("oversized", "line / fields / field", ("limits",)),
     ("bandit", "medium+high (low)", ("bandit",)),
     ("hadolint", "", ("hadolint",)),
+    ("PostgreSQL", "read req/s / budget / peak connections", ("db_rps", "db_budget", "db_peak")),
+    ("PostgreSQL away 3 s", "503s / ready again in s", ("db_outage_503", "db_recovered_s")),
 )
 
 

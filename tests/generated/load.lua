@@ -16,6 +16,10 @@ end
 
 function init(args)
   deadline = tonumber(args[1])
+  if args[2] then  -- the paths to alternate, comma-separated
+    paths = {}
+    for path in string.gmatch(args[2], "[^,]+") do table.insert(paths, path) end
+  end
   sent, answered, non2xx, n = 0, 0, 0, 0
 end
 
@@ -27,7 +31,7 @@ local function check_drained()
   end
 end
 
-local paths = {"/api/hello", "/"}
+paths = {"/api/hello", "/"}
 
 -- Called before every request (and never for the one wrk makes to check the script).
 function delay()
@@ -45,7 +49,7 @@ function request()
   end
   n = n + 1
   sent = sent + 1
-  return wrk.format(nil, paths[n % 2 + 1])
+  return wrk.format(nil, paths[n % #paths + 1])
 end
 
 function response(status, headers, body)

@@ -110,13 +110,15 @@ class Running:
 
     lock: Path | None = None
 
-    def __init__(self, config: ProdConfig, kind: str, project: Path, log: Path):
+    def __init__(self, config: ProdConfig, kind: str, project: Path, log: Path,
+                 env: dict[str, str] | None = None):
         self.config, self.kind, self.project = config, kind, project
         self.port = smoke.free_port()
         self.base_url = f"http://{smoke.HOST}:{self.port}"
-        env = smoke.server_env(project, BIN, config.combination, self.port)
+        platform = smoke.server_env(project, BIN, config.combination, self.port)
         command_env, argv = smoke.split_command(smoke.readme_commands(project)["prod-command"])
-        self.env = {**env, **command_env, **server_row(config.server).test_env[kind]}
+        self.env = {**platform, **command_env, **server_row(config.server).test_env[kind],
+                    **(env or {})}
         self.settings = smoke.server_settings(project, BIN, self.env)
         self.server = smoke.Server(argv, project, self.env, log)
         try:
@@ -283,18 +285,19 @@ def wrk_path() -> str:
 
 
 def load(running: Running, seconds: int,
-         events: list[tuple[float, Callable[[], None]]] = (), settle: int = SETTLE) -> Load:
-    """`CONNECTIONS` connections for at least `seconds`, alternating /api/hello and /, as a TLS
-    proxy would send them; `events` run at their times (seconds from the start) meanwhile. wrk
-    then waits for the answers still due, `settle` seconds at most: where requests are lost,
-    every one of them."""
+         events: list[tuple[float, Callable[[], None]]] = (), settle: int = SETTLE,
+         paths: tuple[str, ...] = ("/api/hello", "/")) -> Load:
+    """`CONNECTIONS` connections for at least `seconds`, alternating `paths`, as a TLS proxy
+    would send them; `events` run at their times (seconds from the start) meanwhile. wrk then
+    waits for the answers still due, `settle` seconds at most: where requests are lost, every
+    one of them."""
     with exclusive(running.lock):
         deadline = int(time.time()) + 1 + seconds  # load.lua's clock counts whole seconds
         argv = [wrk_path(), "-t", str(THREADS), "-c", str(CONNECTIONS),
                 "-d", f"{deadline - int(time.time()) + settle}s", "-s", str(LOAD_SCRIPT),
                 *(arg for name, value in smoke.PROXY_HEADERS.items()
                   for arg in ("-H", f"{name}: {value}")),
-                running.base_url, "--", str(deadline)]
+                running.base_url, "--", str(deadline), ",".join(paths)]
         start = time.monotonic()
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         lines: list[str] = []

@@ -4,7 +4,7 @@ and the readiness check.
 
 DATABASE_URL unset: a SQLite file beside where the server runs (embedded, no server to install).
 `postgresql://USER:PASSWORD@HOST:PORT/NAME`: PostgreSQL through psycopg 3, asynchronously.
-DB_POOL_SIZE: connections each worker process may hold (default 10); no overflow, so
+DB_POOL_SIZE: connections each worker process may hold (default 5); no overflow, so
 workers x DB_POOL_SIZE is the most this service opens, per replica.
 """
 
@@ -12,15 +12,16 @@ import logging
 import os
 import sys
 from collections.abc import AsyncIterator
+from contextlib import suppress
 
 from fastapi import Request
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 DEFAULT_URL = "sqlite:///example.sqlite3"
-DEFAULT_POOL_SIZE = 10  # requests in flight on one worker's event loop that hold a connection
+DEFAULT_POOL_SIZE = 5  # connections one worker's event loop shares between its requests
 # Async drivers for the app, sync ones for Alembic's migrations (psycopg 3 is both).
 DRIVERS = {"sqlite": ("sqlite+aiosqlite", "sqlite"),
            "postgresql": ("postgresql+psycopg", "postgresql+psycopg")}
@@ -100,8 +101,14 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 async def session(request: Request) -> AsyncIterator[AsyncSession]:
     """A session per request (a FastAPI dependency), from the worker's pool."""
-    async with request.app.state.sessions() as db:
+    db = request.app.state.sessions()
+    try:
         yield db
+    finally:
+        # A connection the database dropped (a restart) fails its rollback here: the pool
+        # discards it, and the request's own error, if any, is what the client is told about.
+        with suppress(DBAPIError):
+            await db.close()
 
 
 async def ready(engine: AsyncEngine) -> bool:
@@ -109,7 +116,8 @@ async def ready(engine: AsyncEngine) -> bool:
     try:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
-    except Exception:  # any failure means not ready; the reason is logged
-        log.warning("database not ready", exc_info=True)
+    except Exception as error:  # any failure means not ready; the reason is logged, one line
+        log.warning("database not ready: %s", str(error).splitlines()[0] if str(error) else
+                    type(error).__name__)
         return False
     return True

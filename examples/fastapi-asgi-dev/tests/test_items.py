@@ -118,3 +118,9 @@ def test_pool_size_from_the_environment(monkeypatch):
     monkeypatch.setenv("DB_POOL_SIZE", "0")
     with pytest.raises(ValueError, match="DB_POOL_SIZE"):
         db.pool_size()
+
+
+def test_a_10_mb_body_is_a_4xx_and_writes_nothing(client):
+    response = client.post("/api/items", json={"name": "x" * 10_000_000})
+    assert 400 <= response.status_code < 500
+    assert client.get("/api/items").json()["items"] == []
