@@ -20,11 +20,14 @@ BIN = Path(sys.executable).parent
 
 @pytest.mark.parametrize("cid", COMBINATION_IDS)
 def test_every_server_of_every_combination_boots_and_answers(projects, tmp_path, cid):
-    results = smoke.smoke_project(projects[cid], find_combination(cid), BIN, tmp_path)
+    combination = find_combination(cid)
+    results = smoke.smoke_project(projects[cid], combination, BIN, tmp_path)
     assert [r.server for r in results] == (["dev"] if cid.endswith("dev") else ["prod", "dev"])
     for result in results:
         assert result.passed, result.probes
         expected = {"page", "json", "sigterm"} | ({"ws", "sse"} if "-asgi-" in cid else set())
+        if combination.stack.database:  # /readyz, and a row written and read back
+            expected.add("db")
         if result.server == "prod":
             expected.add("workers")
         assert set(result.probes) == expected
