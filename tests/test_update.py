@@ -4,13 +4,17 @@ and switching dev to prod the same way."""
 
 from __future__ import annotations
 
+import io
+import shutil
+import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
 import yaml
 
-from .conftest import GIT, git_template, newstack, run
+from .conftest import GIT, REPO, git_template, newstack, run
 
 MAIN = "templates/fastapi/{{ package_name }}/main.py.jinja"
 TESTS = "templates/fastapi/tests/test_app.py.jinja"
@@ -309,3 +313,51 @@ def test_a_template_that_cannot_be_fetched_is_one_line(versioned_template, tmp_p
     assert result.stderr.startswith("newstack: error: the update failed: ")
     assert len(result.stderr.splitlines()) == 1 and "gone.git" in result.stderr, result.stderr
     assert status(project) == ""
+
+
+# newstack before the FastAPI data layer (issue 14): its copier.yml and templates at that commit.
+BEFORE_DATA_LAYER = "f8fb3e3"
+
+
+@pytest.fixture(scope="session")
+def data_layer_template(tmp_path_factory) -> Path:
+    """The template as a git repository: v0.1.0 is newstack before the data layer, v0.2.0 the
+    working tree."""
+    repo = tmp_path_factory.mktemp("data-layer") / "newstack"
+    repo.mkdir()
+    old = subprocess.run(["git", "archive", "--format=tar", BEFORE_DATA_LAYER, "copier.yml",
+                          "templates"], cwd=REPO, capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(old)) as archive:
+        archive.extractall(repo, filter="data")
+    commit(repo, "before the data layer")
+    run([*GIT, "tag", "v0.1.0"], cwd=repo, check=True)
+    shutil.rmtree(repo / "templates")
+    now = git_template(tmp_path_factory.mktemp("now") / "newstack")
+    shutil.copy2(now / "copier.yml", repo / "copier.yml")
+    shutil.copytree(now / "templates", repo / "templates")
+    run([*GIT, "add", "-A"], cwd=repo, check=True)
+    run([*GIT, "commit", "-qm", "the data layer"], cwd=repo, check=True)
+    run([*GIT, "tag", "v0.2.0"], cwd=repo, check=True)
+    return repo
+
+
+def test_a_project_made_before_the_data_layer_gains_it_and_keeps_every_edit(
+        data_layer_template, tmp_path):
+    project = create(tmp_path, data_layer_template, "--vcs-ref", "v0.1.0", target="prod")
+    assert not (project / "shop/db.py").exists()
+    user_edits(project)
+
+    result = newstack("update", str(project))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "template v0.1.0 -> v0.2.0" in result.stdout
+    for added in ("shop/db.py", "shop/items.py", "alembic.ini", "migrations/env.py",
+                  "migrations/versions/0001_items.py", "tests/test_items.py"):
+        assert (project / added).is_file(), added
+    assert "app.include_router(items.router)" in (project / "shop/main.py").read_text()
+    assert "check_settings()" in (project / "gunicorn.conf.py").read_text()
+    assert_user_edits_survive(project)
+    tests = own_tests(project)
+    assert tests.returncode == 0, tests.stdout[-3000:]
+    assert "test_items.py::test_create_get_list_delete PASSED" in tests.stdout
+    assert "test_prices.py::test_total PASSED" in tests.stdout
