@@ -422,9 +422,15 @@ STACKS = (
         app="{package}:create_app()",
         dev_command="flask --app {package} run --debug",
         dev_bind="--host {host} --port {port}",
-        packages=("flask>=3.1",),
+        packages=(
+            "flask>=3.1",
+            # the data layer, plain SQLAlchemy 2 (sync): engine, pool, models, session per request
+            "sqlalchemy>=2.0",
+            "psycopg[binary]>=3.2",  # PostgreSQL's driver (psycopg 3); the wheel carries libpq
+            "alembic>=1.16",  # migrations, `alembic upgrade head` (1.16: path_separator)
+        ),
         prod_packages=(),
-        test_packages=("pytest>=8",),
+        test_packages=("pytest>=8",),  # the tests need nothing more (alembic is above)
         secret_env="FLASK_SECRET_KEY",
         hosts_env="FLASK_TRUSTED_HOSTS",
         seed_claim=SeedClaim(5_000, "High"),

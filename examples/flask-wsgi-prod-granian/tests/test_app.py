@@ -1,14 +1,9 @@
-"""Every route of the application, in process."""
+"""The application's own routes, in process (the items' are in test_items.py, the database's
+wiring in test_db.py). The fixtures, and the database each test gets, are in conftest.py."""
 
 import pytest
 
 from example import create_app
-
-
-@pytest.fixture
-def client():
-    app = create_app({"TESTING": True})
-    return app.test_client()
 
 
 def test_index_is_html_linking_the_stylesheet(client):
@@ -32,6 +27,29 @@ def test_hello_is_json(client):
 
 def test_healthz(client):
     assert client.get("/healthz", headers={"host": "localhost"}).get_json() == {"status": "ok"}
+
+
+def test_index_lists_the_ten_newest_item_names_escaped(client):
+    for number in range(12):
+        client.post("/api/items", json={"name": f"item {number:02}"})
+    client.post("/api/items", json={"name": "<script>alert(1)</script>"})
+    page = client.get("/").get_data(as_text=True)
+    assert "<li>&lt;script&gt;alert(1)&lt;/script&gt;</li>" in page
+    assert "<script>" not in page
+    assert [f"<li>item {n:02}</li>" in page for n in range(12)] == [False] * 3 + [True] * 9
+
+
+def test_readyz_is_ready_when_the_database_answers(client):
+    response = client.get("/readyz")
+    assert (response.status_code, response.get_json()) == (200, {"status": "ready"})
+
+
+def test_readyz_is_503_and_healthz_200_while_the_database_is_unreachable(make_app):
+    # nothing listens on port 1
+    client = make_app({"DATABASE_URL": "postgresql://app:secret@127.0.0.1:1/shop"}).test_client()
+    response = client.get("/readyz")
+    assert (response.status_code, response.get_json()) == (503, {"status": "unavailable"})
+    assert client.get("/healthz").status_code == 200
 
 
 def test_security_headers_and_hsts_only_over_https(client):

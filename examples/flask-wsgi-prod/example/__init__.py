@@ -1,9 +1,14 @@
-"""example: a Flask service. `create_app()` builds the application."""
+"""example: a Flask service. `create_app()` builds the application.
+
+The database is set up in db.py (DATABASE_URL), the example resource in items.py.
+"""
 
 import os
 import secrets
 
 from flask import Flask, Response, jsonify, render_template, request
+
+from . import db, items
 
 PROJECT = "example"
 # The headers browsers expect on every response: no MIME sniffing, no framing by other sites, no
@@ -14,11 +19,14 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 HSTS = "max-age=31536000; includeSubDomains"
+MAX_CONTENT_LENGTH = 1024 * 1024  # larger request bodies are refused with 413
 
 
 def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__)
-    # FLASK_* environment variables become settings: FLASK_SECRET_KEY sets SECRET_KEY.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
+    # FLASK_* environment variables become settings: FLASK_SECRET_KEY sets SECRET_KEY,
+    # FLASK_MAX_CONTENT_LENGTH the limit above.
     app.config.from_prefixed_env()
     hosts = os.environ.get("FLASK_TRUSTED_HOSTS", "localhost,127.0.0.1")
     # A request whose Host header names another site is answered 400.
@@ -28,6 +36,9 @@ def create_app(config: dict | None = None) -> Flask:
         if not (app.debug or app.testing):
             raise RuntimeError("FLASK_SECRET_KEY is not set: set it to a long random value")
         app.config["SECRET_KEY"] = secrets.token_hex(32)  # debug only: changes every start
+    # This process's engine and pool; ValueError (one line) for an unusable DATABASE_URL.
+    db.init_app(app)
+    app.register_blueprint(items.blueprint)
 
     @app.after_request
     def security_headers(response: Response) -> Response:
@@ -41,7 +52,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     @app.get("/")
     def index() -> str:
-        return render_template("index.html", project=PROJECT)
+        return render_template("index.html", project=PROJECT, items=items.newest(10))
 
     @app.get("/api/hello")
     def hello():
@@ -49,6 +60,14 @@ def create_app(config: dict | None = None) -> Flask:
 
     @app.get("/healthz")
     def healthz():
+        """Liveness: the process answers (the database is not asked)."""
         return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz():
+        """Readiness: the database answers through the pool."""
+        if db.is_ready():
+            return jsonify(status="ready")
+        return jsonify(status="unavailable"), 503
 
     return app
