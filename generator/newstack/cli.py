@@ -146,20 +146,21 @@ def update(
 
 
 def _print_next_steps(dest: Path, answers: Answers) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-
+    # click's styling, not rich's: importing rich would cost more than the rest of this output
     resolved = answers.resolve()
     context = resolved.context()
-    console = Console(highlight=False, soft_wrap=True)
-    console.print(f"[green]Created[/] {dest} ({context.label}, {resolved.target.name})")
-    console.print(f"  cd {dest}")
-    console.print(escape('  python -m venv .venv && . .venv/bin/activate && pip install -e ".[test]"'))
-    console.print(f"  {escape(context.dev_command)}  [dim]# development server[/]")
+    dim = {"dim": True}
+    typer.echo(typer.style("Created", fg="green") + f" {dest} ({context.label}, "
+               f"{resolved.target.name})")
+    typer.echo(f"  cd {dest}")
+    typer.echo('  python -m venv .venv && . .venv/bin/activate && pip install -e ".[test]"')
+    if context.migrate:
+        typer.echo(f"  {context.migrate}  " + typer.style("# the database", **dim))
+    typer.echo(f"  {context.dev_command}  " + typer.style("# development server", **dim))
     if context.prod_command:
         how = context.worker_class or f"{context.server_label}, {context.interface}"
-        console.print(f"  {escape(context.prod_command)}  [dim]# production ({how})[/]")
-    console.print("  python -m pytest  [dim]# its tests[/]")
+        typer.echo(f"  {context.prod_command}  " + typer.style(f"# production ({how})", **dim))
+    typer.echo("  python -m pytest  " + typer.style("# its tests", **dim))
 
 
 @app.command()

@@ -24,16 +24,17 @@ PATTERN = r"^[A-Za-z]([A-Za-z0-9_-]*[A-Za-z0-9])?\Z"
 # a case-insensitive file system cannot shadow `cProfile` or `OpenSSL` either.
 # tests/test_naming.py fails when an installed stack brings a module missing from here.
 INSTALLED = {
-    "annotated_doc", "annotated_types", "anyio", "asgiref", "attr", "attrs", "autobahn",
-    "automat", "blinker", "cbor2", "cffi", "channels", "channels_redis", "click", "constantly",
-    "cryptography", "daphne", "django", "dotenv", "fastapi", "flask", "granian", "gunicorn", "h11",
-    "httpcore", "httpcore2", "httptools", "httpx", "httpx2", "hyperlink", "idna", "incremental",
-    "iniconfig", "itsdangerous", "jinja2", "markupsafe", "msgpack", "openssl", "opentelemetry",
-    "packaging", "pluggy", "py", "pycparser", "pydantic", "pydantic_core", "pygments", "pytest",
-    "redis", "servestatic", "service_identity", "sniffio", "sqlparse", "starlette",
-    "truststore", "twisted", "txaio", "typing_extensions", "typing_inspection", "ujson",
-    "uvicorn", "uvicorn_worker", "uvloop", "watchfiles", "websockets", "werkzeug", "whitenoise",
-    "yaml", "zope",
+    "aiosqlite", "alembic", "annotated_doc", "annotated_types", "anyio", "asgiref", "attr",
+    "attrs", "autobahn", "automat", "blinker", "cbor2", "cffi", "channels", "channels_redis",
+    "click", "constantly", "cryptography", "daphne", "django", "dotenv", "fastapi", "flask",
+    "granian", "greenlet", "gunicorn", "h11", "httpcore", "httpcore2", "httptools", "httpx",
+    "httpx2", "hyperlink", "idna", "incremental", "iniconfig", "itsdangerous", "jinja2", "mako",
+    "markupsafe", "msgpack", "openssl", "opentelemetry", "packaging", "pluggy", "psycopg",
+    "psycopg_binary", "psycopg_pool", "py", "pycparser", "pydantic", "pydantic_core", "pygments",
+    "pytest", "redis", "servestatic", "service_identity", "sniffio", "sqlalchemy", "sqlparse",
+    "starlette", "truststore", "twisted", "txaio", "typing_extensions", "typing_inspection",
+    "ujson", "uvicorn", "uvicorn_worker", "uvloop", "watchfiles", "websockets", "werkzeug",
+    "whitenoise", "yaml", "zope",
 }
 RESERVED = frozenset(
     {name.lower() for name in sys.stdlib_module_names if not name.startswith("_")}

@@ -198,6 +198,9 @@ def generate(answers: Answers, dest: Path, interactive: bool = False,
                              "has one version)")
         source = template_source(template) if template is not None else None
         check_destination(staging.dest)
+        from .fast_copier import import_copier
+
+        import_copier(interactive)  # first: copier_source asks how this copier is built
         with staging as project:
             with copier_source(source) as src:  # its copy is gone before the move
                 run_copier(src, project, answers, interactive, vcs_ref, plain=source is None)

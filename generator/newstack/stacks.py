@@ -33,8 +33,9 @@ LABELS = {
 UVICORN = "uvicorn[standard]>=0.34"  # [standard]: websockets (plain uvicorn answers WS with 404)
 PSYCOPG = "psycopg[binary]>=3.2"  # PostgreSQL, sync and async in one driver (binary: no compiler)
 # The data layer of the SQLAlchemy stacks: the ORM, its migrations, SQLite and PostgreSQL drivers.
-SQLALCHEMY = ("sqlalchemy>=2.0", "alembic>=1.13", PSYCOPG)
-SQLALCHEMY_ASYNC = ("sqlalchemy[asyncio]>=2.0", "alembic>=1.13", "aiosqlite>=0.20", PSYCOPG)
+# alembic 1.16: alembic.ini's path_separator
+SQLALCHEMY = ("sqlalchemy>=2.0", "alembic>=1.16", PSYCOPG)
+SQLALCHEMY_ASYNC = ("sqlalchemy[asyncio]>=2.0", "alembic>=1.16", "aiosqlite>=0.20", PSYCOPG)
 
 
 def fill_package(text: str, package: str) -> str:
@@ -422,17 +423,15 @@ STACKS = (
         app="{package}:create_app()",
         dev_command="flask --app {package} run --debug",
         dev_bind="--host {host} --port {port}",
-        packages=(
-            "flask>=3.1",
-            # the data layer, plain SQLAlchemy 2 (sync): engine, pool, models, session per request
-            "sqlalchemy>=2.0",
-            "psycopg[binary]>=3.2",  # PostgreSQL's driver (psycopg 3); the wheel carries libpq
-            "alembic>=1.16",  # migrations, `alembic upgrade head` (1.16: path_separator)
-        ),
+        packages=("flask>=3.1", *SQLALCHEMY),
         prod_packages=(),
-        test_packages=("pytest>=8",),  # the tests need nothing more (alembic is above)
+        test_packages=("pytest>=8",),
         secret_env="FLASK_SECRET_KEY",
         hosts_env="FLASK_TRUSTED_HOSTS",
+        env=DATABASE_ENV,
+        database="{package}.db",
+        migrate=ALEMBIC[0],
+        migrations=ALEMBIC[1],
         seed_claim=SeedClaim(5_000, "High"),
         # cookiecutter-flask: gunicorn with gevent workers (`-c /dev/null`: not our
         # gunicorn.conf.py)

@@ -18,7 +18,12 @@ from fastapi import Request
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 DEFAULT_URL = "sqlite:///example.sqlite3"
 DEFAULT_POOL_SIZE = 5  # connections one worker's event loop shares between its requests
@@ -37,7 +42,8 @@ def database_url(sync: bool = False) -> URL:
     except ArgumentError:
         raise ValueError("DATABASE_URL is not a database URL; expected postgresql://USER:"
                          "PASSWORD@HOST:PORT/NAME or sqlite:///PATH") from None
-    backend = "postgresql" if url.get_backend_name() in ("postgresql", "postgres") else url.get_backend_name()
+    backend = url.get_backend_name()
+    backend = "postgresql" if backend == "postgres" else backend
     if backend not in DRIVERS:
         raise ValueError(f"DATABASE_URL names {backend!r}; expected postgresql://USER:"
                          "PASSWORD@HOST:PORT/NAME or sqlite:///PATH")
