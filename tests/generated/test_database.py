@@ -117,6 +117,7 @@ def test_a_database_away_for_3_s_costs_503s_then_nothing(servers, postgres, conf
     budget = printed_budget(running)
     boots = running.boots()
     ready: list[tuple[float, int]] = []  # (seconds since the load began, /readyz status)
+    gone: list[float] = []  # when PostgreSQL had stopped, and when it answered again
     back: list[float] = []
     began = time.monotonic()
     stop = threading.Event()
@@ -131,6 +132,10 @@ def test_a_database_away_for_3_s_costs_503s_then_nothing(servers, postgres, conf
                 ready.append((time.monotonic() - began, status))
                 time.sleep(0.1)
 
+    def stop_database() -> None:
+        postgres.stop()
+        gone.append(time.monotonic() - began)
+
     def restart() -> None:
         postgres.start()
         back.append(time.monotonic() - began)
@@ -139,12 +144,12 @@ def test_a_database_away_for_3_s_costs_503s_then_nothing(servers, postgres, conf
     poller.start()
     peak = Peak(postgres, database)
     peak.start()
-    seen = load(running, 12, paths=READ, events=[(3, postgres.stop), (6, restart)])
+    seen = load(running, 12, paths=READ, events=[(3, stop_database), (6, restart)])
     stop.set()
     poller.join(5)
     most = peak.stop()
-    assert back, "PostgreSQL was not started again"
-    down = [status for at, status in ready if 3.5 < at < back[0]]
+    assert gone and back, "PostgreSQL was not stopped and started again"
+    down = [status for at, status in ready if gone[0] + 0.3 < at < back[0]]
     after = [(at, status) for at, status in ready if at > back[0] + 2]
     recovered = next((at - back[0] for at, status in ready if at > back[0] and status == 200),
                      None)
