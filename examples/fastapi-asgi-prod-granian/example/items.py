@@ -19,6 +19,7 @@ class Base(DeclarativeBase):
 
 class Item(Base):
     __tablename__ = "items"
+    __table_args__ = {"sqlite_autoincrement": True}  # SQLite never reuses a deleted item's id
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
