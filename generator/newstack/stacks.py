@@ -36,6 +36,8 @@ PSYCOPG = "psycopg[binary]>=3.2"  # PostgreSQL, sync and async in one driver (bi
 # alembic 1.16: alembic.ini's path_separator
 SQLALCHEMY = ("sqlalchemy>=2.0", "alembic>=1.16", PSYCOPG)
 SQLALCHEMY_ASYNC = ("sqlalchemy[asyncio]>=2.0", "alembic>=1.16", "aiosqlite>=0.20", PSYCOPG)
+# Django's ORM and migrations are its own; its connection pool (5.1+) is psycopg_pool's.
+PSYCOPG_POOL = "psycopg[binary,pool]>=3.2"
 
 
 def fill_package(text: str, package: str) -> str:
@@ -369,8 +371,7 @@ DJANGO_ENV = (
     EnvVar(("DJANGO_CSRF_TRUSTED_ORIGINS",), "none",
            "origins allowed to POST forms, e.g. `https://example.com`"),
     EnvVar(("DJANGO_LOG_LEVEL",), "`INFO`", "log level"),
-    EnvVar(("DJANGO_DATABASE_PATH", "DJANGO_STATIC_ROOT"), "`db.sqlite3`, `staticfiles/`",
-           "where the SQLite file and the collected static files are"),
+    EnvVar(("DJANGO_STATIC_ROOT",), "`staticfiles/`", "where the collected static files are"),
 )
 # Every stack with a data layer reads these (see each project's database module).
 DATABASE_ENV = (
@@ -386,6 +387,8 @@ DATABASE_ENV = (
            "worker's threads on WSGI)."),
 )
 ALEMBIC = ("alembic upgrade head", ("alembic.ini", "migrations"))
+# Django's migrations live in the package (copied with it); manage.py runs them.
+DJANGO_MIGRATE = ("python manage.py migrate", ("manage.py",))
 
 DJANGO_SETUP = (
     SetupStep("python manage.py collectstatic --noinput", ("manage.py",),
@@ -445,7 +448,7 @@ STACKS = (
         app="{package}.wsgi:application",
         dev_command="python manage.py runserver",
         dev_bind="{host}:{port}",
-        packages=("django>=5.2",),
+        packages=("django>=5.2", PSYCOPG_POOL),
         prod_packages=("whitenoise>=6.8",),
         test_packages=("pytest>=8",),
         secret_env="DJANGO_SECRET_KEY",
@@ -456,8 +459,11 @@ STACKS = (
         # cookiecutter-django: gunicorn with its defaults
         peers=(Peer("gunicorn defaults (cookiecutter-django)",
                     ("gunicorn", "{app}", "-c", "/dev/null", "--bind", "{host}:{port}")),),
-        env=DJANGO_ENV,
+        env=(*DJANGO_ENV, *DATABASE_ENV),
         prod_setup=DJANGO_SETUP,
+        database="{package}.db",
+        migrate=DJANGO_MIGRATE[0],
+        migrations=DJANGO_MIGRATE[1],
     ),
     Stack(
         framework="django",
@@ -465,7 +471,8 @@ STACKS = (
         app="{package}.asgi:application",
         dev_command="uvicorn {package}.asgi:application --reload",
         dev_bind="--host {host} --port {port}",
-        packages=("django>=5.2", "channels>=4.2", UVICORN),
+        # asgiref (Django's own dependency): sync_to_async, imported by the project
+        packages=("django>=5.2", "channels>=4.2", UVICORN, PSYCOPG_POOL, "asgiref>=3.8"),
         # servestatic: WhiteNoise's async fork; WhiteNoise buffers whole files under ASGI
         prod_packages=("servestatic>=3",),
         test_packages=("pytest>=8", "daphne>=4.1"),  # channels.testing imports daphne
@@ -485,9 +492,12 @@ STACKS = (
             "Empty: in memory, one process.",
             cluster_note="More than one pod needs a shared channel layer for group messages: put "
             "REDIS_URL\n(redis://HOST:6379/0, with its password) in the Secret. Without it, each "
-            "process has its own.")),
+            "process has its own."), *DATABASE_ENV),
         prod_setup=DJANGO_SETUP,
         no_lifespan="Django and Channels do not implement the lifespan protocol",
+        database="{package}.db",
+        migrate=DJANGO_MIGRATE[0],
+        migrations=DJANGO_MIGRATE[1],
     ),
 )
 

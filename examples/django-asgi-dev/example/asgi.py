@@ -1,9 +1,12 @@
 """ASGI entry point: HTTP goes to Django, WebSockets to Channels consumers."""
 
+import atexit
 import os
 
 import django
 from django.core.handlers import asgi
+
+from . import db
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example.settings")
 
@@ -29,6 +32,10 @@ class ASGIHandler(asgi.ASGIHandler):
 # Set Django up before anything imports models or consumers.
 django.setup(set_prefix=False)
 django_application = ASGIHandler()
+
+# This worker's database pool opens at its first query and closes when the process exits.
+db.log_start()
+atexit.register(db.close_pools)
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402

@@ -11,6 +11,8 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
 
+from example import db
+
 
 def env_flag(name: str, default: bool) -> bool:
     return os.environ.get(name, "1" if default else "0").lower() in {"1", "true", "yes", "on"}
@@ -30,17 +32,28 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 
 INSTALLED_APPS = [
+    "django.contrib.admin",  # /admin/: `python manage.py createsuperuser` makes its first user
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
     "django.contrib.staticfiles",
-    "example",
+    "example",  # the example model, Item (models.py), and its migrations
 ]
 # Under ASGI, Django hops to another thread for each hook of a sync-capable middleware:
-# middleware.py runs these four on the event loop instead.
+# middleware.py runs these on the event loop instead (the session's only when a view used it).
 MIDDLEWARE = [
     "example.middleware.SecurityMiddleware",
+    "example.middleware.SessionMiddleware",
     "example.middleware.CommonMiddleware",
     "example.middleware.CsrfViewMiddleware",
+    "example.middleware.AuthenticationMiddleware",
+    "example.middleware.MessageMiddleware",
     "example.middleware.XFrameOptionsMiddleware",
+    "example.db.DatabaseUnavailableMiddleware",
 ]
+# Messages (the admin's "saved" notes) in a signed cookie: no database query per request.
+MESSAGE_STORAGE = "django.contrib.messages.storage.cookie.CookieStorage"
 # Django's deploy checks security.W001-W003 look for its own middleware by dotted path and do not
 # see these subclasses of it; tests/test_app.py checks that they are installed instead.
 SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W002", "security.W003"]
@@ -53,16 +66,24 @@ TEMPLATES = [
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [],
         "APP_DIRS": True,
-        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
     },
 ]
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("DJANGO_DATABASE_PATH") or BASE_DIR / "db.sqlite3",
-    }
-}
+# DATABASE_URL: unset, a SQLite file in the working directory; postgresql://... with a pool per
+# worker process (db.py, DB_POOL_SIZE). Applied by `python manage.py migrate`, never at start.
+try:
+    DATABASES = {"default": db.database_settings()}
+except ValueError as error:
+    raise ImproperlyConfigured(str(error)) from None
+# A request body larger than this is refused with 400 before a view reads it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # Django's default, 2.5 MB
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"

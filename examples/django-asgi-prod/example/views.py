@@ -4,14 +4,20 @@
 import asyncio
 import json
 
+from asgiref.sync import sync_to_async
 from django.http import HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
+
+from . import db
+from .items import newest
 
 PROJECT = "example"
 
 
 async def index(request):
-    return render(request, "index.html", {"project": PROJECT, "protocol": "ASGI"})
+    latest = await newest(10)  # fetched here: the template must not query on the event loop
+    return render(request, "index.html", {"project": PROJECT, "protocol": "ASGI",
+                                          "items": latest})
 
 
 async def hello(request):
@@ -19,7 +25,15 @@ async def hello(request):
 
 
 async def healthz(request):
+    """Liveness: the process answers. It does not touch the database."""
     return JsonResponse({"status": "ok"})
+
+
+async def readyz(request):
+    """Readiness: the database answers through this worker's pool (503 while it does not)."""
+    if await sync_to_async(db.ready)():
+        return JsonResponse({"status": "ready"})
+    return JsonResponse({"status": "unavailable"}, status=503)
 
 
 async def events(request):

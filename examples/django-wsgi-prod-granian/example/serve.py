@@ -68,10 +68,29 @@ def main() -> None:
         sys.exit("DJANGO_SECRET_KEY is not set: set it to a long random value (see .env.example)")
     for name, value in defaults().items():
         os.environ.setdefault(name, value)
+    check_database(int(os.environ["GRANIAN_WORKERS"]))
     from granian.cli import cli
 
     cli.main(["--interface", "wsgi", "--factory", TARGET],
              prog_name="granian", auto_envvar_prefix="GRANIAN")
+
+
+def check_database(workers: int) -> None:
+    """Check the database settings before any worker starts (a wrong DATABASE_URL is one line
+    and an exit, not a traceback in every worker) and print the most connections this server
+    opens. Each worker opens its own pool when it starts."""
+    import sys
+
+    from example.db import check_settings, pool_size
+
+    try:
+        check_settings()
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    pool = pool_size()
+    print(f"database budget: {workers} workers x {pool} connections = {workers * pool} per "
+          "replica; keep workers x pool x replicas below PostgreSQL's max_connections minus a "
+          "reserve", file=sys.stderr, flush=True)
 
 
 def drain_before_stopping() -> None:

@@ -1,0 +1,2 @@
+"""The schema in steps: after a model changes, `python manage.py makemigrations` writes the
+next one."""
