@@ -111,13 +111,30 @@ def test_connections_stay_within_the_printed_budget_under_load(servers, postgres
     assert 0 < most <= budget, f"{most} connections at the peak, the budget printed is {budget}"
 
 
-@pytest.mark.parametrize("config", params(CONFIGS))
+# Known to fail, kept visible (strict: when it passes, this mark must go): with the database down,
+# psycopg_pool makes each of Django's requests, /readyz included, wait up to the pool's timeout
+# for a connection it cannot make, so /readyz times out instead of answering 503, and the pool's
+# reconnection backs off (1, 2, 4 s...). Issue 14 stays open for it.
+DJANGO_POOL_WAITS = pytest.mark.xfail(strict=True, reason="Django's pool waits out a database "
+                                      "outage instead of failing fast (issue 14, open)")
+
+
+def outage_params() -> list:
+    return [pytest.param(*p.values, id=p.id,
+                         marks=[*p.marks, *([DJANGO_POOL_WAITS]
+                                            if p.values[0].framework == "django" else [])])
+            for p in params(CONFIGS)]
+
+
+@pytest.mark.parametrize("config", outage_params())
 def test_a_database_away_for_3_s_costs_503s_then_nothing(servers, postgres, config, request):
     running, database = start(servers, config, postgres, request, "outage")
     budget = printed_budget(running)
     boots = running.boots()
-    ready: list[tuple[float, int]] = []  # (seconds since the load began, /readyz status)
-    gone: list[float] = []  # when PostgreSQL had stopped, and when it answered again
+    # /readyz: (sent, answered, status), in seconds since the load began
+    ready: list[tuple[float, float, int]] = []
+    gone: list[float] = []  # when PostgreSQL had stopped, was being started, answered again
+    restarting: list[float] = []
     back: list[float] = []
     began = time.monotonic()
     stop = threading.Event()
@@ -125,11 +142,12 @@ def test_a_database_away_for_3_s_costs_503s_then_nothing(servers, postgres, conf
     def poll_readiness() -> None:
         with running.client() as client:
             while not stop.is_set():
+                sent = time.monotonic() - began
                 try:
                     status = client.get("/readyz", timeout=2).status_code
                 except httpx.HTTPError:
                     status = 0
-                ready.append((time.monotonic() - began, status))
+                ready.append((sent, time.monotonic() - began, status))
                 time.sleep(0.1)
 
     def stop_database() -> None:
@@ -137,6 +155,7 @@ def test_a_database_away_for_3_s_costs_503s_then_nothing(servers, postgres, conf
         gone.append(time.monotonic() - began)
 
     def restart() -> None:
+        restarting.append(time.monotonic() - began)
         postgres.start()
         back.append(time.monotonic() - began)
 
@@ -149,10 +168,11 @@ def test_a_database_away_for_3_s_costs_503s_then_nothing(servers, postgres, conf
     poller.join(5)
     most = peak.stop()
     assert gone and back, "PostgreSQL was not stopped and started again"
-    down = [status for at, status in ready if gone[0] + 0.3 < at < back[0]]
-    after = [(at, status) for at, status in ready if at > back[0] + 2]
-    recovered = next((at - back[0] for at, status in ready if at > back[0] and status == 200),
-                     None)
+    down = [status for sent, answered, status in ready
+            if sent > gone[0] and answered < restarting[0]]
+    after = [(sent, status) for sent, _, status in ready if sent > back[0] + 2]
+    recovered = next((answered - back[0] for _, answered, status in ready
+                      if answered > back[0] and status == 200), None)
     record(request, config, db_recovered_s=recovered and round(recovered, 2),
            db_outage_503=seen.non2xx)
     assert down and set(down) == {503}, f"/readyz while the database was down: {set(down)}"
