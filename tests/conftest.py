@@ -88,13 +88,15 @@ def copier_copy(src: Path, dest: Path, **data: str):
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    """Relative path -> content of every file under root, caches and collected static files
-    (the smoke tests run `collectstatic` in the shared projects) left out."""
+    """Relative path -> content of every file under root, caches, collected static files and
+    SQLite databases (the smoke tests run `collectstatic` and the migrations in the shared
+    projects) left out."""
     skip = {"__pycache__", ".pytest_cache", ".ruff_cache", "staticfiles"}
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
         if p.is_file() and not skip & set(p.relative_to(root).parts)
+        and ".sqlite3" not in p.name
     }
 
 
