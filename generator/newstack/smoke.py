@@ -26,8 +26,7 @@ from typing import Any
 import httpx
 import psutil
 
-from .naming import package_name
-from .stacks import Combination, fill_package, server_row
+from .stacks import Combination, fill_package
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 60.0  # the first start of an isolated environment compiles every module
@@ -271,9 +270,11 @@ def check_events(client: httpx.Client, interval: float = 0.3) -> None:
 def server_settings(project: Path, bin_dir: Path, env: dict[str, str]) -> dict[str, Any]:
     """What a prod project's server is set to run with (workers, graceful_timeout, and
     gunicorn's worker_class), read in the project's own environment."""
-    answers = answers_of(project)
-    code = fill_package(server_row(answers["server"]).settings_code,
-                        package_name(answers["project_name"]))
+    from .render import read_answers
+
+    resolved = read_answers(project).resolve()
+    assert resolved.server is not None, f"{project} has no production server"
+    code = fill_package(resolved.server.settings_code, resolved.package)
     out = subprocess.run([str(bin_dir / "python"), "-c", code], cwd=project, env=env,
                          capture_output=True, text=True, check=True, timeout=30)
     settings: dict[str, Any] = json.loads(out.stdout)
@@ -299,13 +300,6 @@ def check_workers(server: Server, settings: dict[str, Any], expected_class: str 
         time.sleep(0.1)
     expect(len(workers) == settings["workers"],
            f"{len(workers)} worker processes running, the settings ask for {settings['workers']}")
-
-
-def answers_of(project: Path) -> dict[str, Any]:
-    import yaml
-
-    answers: dict[str, Any] = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    return answers
 
 
 def gunicorn_class(project: Path, combination: Combination) -> str | None:
