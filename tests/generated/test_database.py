@@ -111,22 +111,7 @@ def test_connections_stay_within_the_printed_budget_under_load(servers, postgres
     assert 0 < most <= budget, f"{most} connections at the peak, the budget printed is {budget}"
 
 
-# Known to fail, kept visible (strict: when it passes, this mark must go): with the database down,
-# psycopg_pool makes each of Django's requests, /readyz included, wait up to the pool's timeout
-# for a connection it cannot make, so /readyz times out instead of answering 503, and the pool's
-# reconnection backs off (1, 2, 4 s...). Issue 14 stays open for it.
-DJANGO_POOL_WAITS = pytest.mark.xfail(strict=True, reason="Django's pool waits out a database "
-                                      "outage instead of failing fast (issue 14, open)")
-
-
-def outage_params() -> list:
-    return [pytest.param(*p.values, id=p.id,
-                         marks=[*p.marks, *([DJANGO_POOL_WAITS]
-                                            if p.values[0].framework == "django" else [])])
-            for p in params(CONFIGS)]
-
-
-@pytest.mark.parametrize("config", outage_params())
+@pytest.mark.parametrize("config", params(CONFIGS))
 def test_a_database_away_for_3_s_costs_503s_then_nothing(servers, postgres, config, request):
     running, database = start(servers, config, postgres, request, "outage")
     budget = printed_budget(running)

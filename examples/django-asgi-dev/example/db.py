@@ -26,7 +26,6 @@ DEFAULT_URL = "sqlite:///example.sqlite3"
 THREADS_ENV = ""
 DEFAULT_POOL_SIZE = 5
 POOL_TIMEOUT = 30  # seconds a request waits for a connection from a full pool
-READY_TIMEOUT = 3  # seconds /readyz waits for one
 EXPECTED = "expected postgresql://USER:PASSWORD@HOST:PORT/NAME or sqlite:///PATH"
 log = logging.getLogger(__name__)
 
@@ -66,7 +65,8 @@ def database_settings() -> dict:
                          "PASSWORD@HOST:PORT/NAME")
     size = pool_size()
     return {
-        "ENGINE": "django.db.backends.postgresql",
+        # Django's PostgreSQL backend, failing fast while the database is away (postgresql/base.py)
+        "ENGINE": "example.postgresql",
         "NAME": name,
         "USER": unquote(url.username or ""),
         "PASSWORD": unquote(url.password or ""),
@@ -80,6 +80,8 @@ def database_settings() -> dict:
         # with the database (a restart) are replaced instead of failing a request.
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {
+            # a database that does not answer is given up after 5 s, not the system's TCP timeout
+            "connect_timeout": 5,
             # ?sslmode=require and the like: psycopg's connection parameters
             **dict(parse_qsl(url.query)),
             "pool": {"min_size": 1, "max_size": size, "timeout": POOL_TIMEOUT},
@@ -134,19 +136,13 @@ def close_pools() -> None:
 
 
 def ready() -> bool:
-    """The database answers `SELECT 1`, through the pool when there is one (waiting at most
-    READY_TIMEOUT seconds for a connection, not the requests' POOL_TIMEOUT)."""
+    """The database answers `SELECT 1`, through this worker's pool when there is one (while the
+    database is away the pool fails at once: postgresql/base.py)."""
     from django.db import connection
 
     try:
-        pool = getattr(connection, "pool", None)
-        if pool is not None:
-            pool.open()  # if no request has yet
-            with pool.connection(timeout=READY_TIMEOUT) as conn:
-                conn.execute("SELECT 1")
-        else:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
     except Exception as error:  # any failure means not ready; the reason is logged, one line
         log.warning("database not ready: %s", str(error).splitlines()[0] if str(error) else
                     type(error).__name__)
