@@ -18,9 +18,10 @@ class ASGIHandler(asgi.ASGIHandler):
     thread for the request as soon as any synchronous code runs in it, and some always does
     (signal receivers, response.close()). Without it that code runs on one shared thread per
     worker: async views serve several times more requests, and database connections are reused
-    (CONN_MAX_AGE) instead of opened per request; the price is that the synchronous database
-    work of concurrent requests takes turns on that thread. Use django.core.asgi's
-    get_asgi_application() instead to get Django's default back.
+    (CONN_MAX_AGE) instead of opened per request. The price is that synchronous code of
+    concurrent requests, Django's async ORM methods included, takes turns on that thread: the
+    views run their database work on db.run's threads instead, as many as the pool's connections.
+    Use django.core.asgi's get_asgi_application() instead to get Django's default back.
     """
 
     async def __call__(self, scope, receive, send):

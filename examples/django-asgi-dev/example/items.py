@@ -12,6 +12,7 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from . import db
 from .models import Item
 
 FIELDS = {"name": (1, 100), "note": (0, 1000)}  # characters, least and most
@@ -79,30 +80,31 @@ def created(item: Item) -> JsonResponse:
     return response
 
 
-async def newest(limit: int, offset: int = 0) -> list[Item]:
-    return [item async for item in Item.objects.order_by("-id")[offset:offset + limit]]
+def newest(limit: int, offset: int = 0) -> list[Item]:
+    return list(Item.objects.order_by("-id")[offset:offset + limit])
 
 
+# The database work runs on this worker's database threads (db.run), not on the event loop.
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 async def items(request):
     try:
         if request.method == "POST":
-            return created(await Item.objects.acreate(**parse_item(request.body)))
+            return created(await db.run(Item.objects.create, **parse_item(request.body)))
         limit, offset = parse_page(request.GET)
     except Invalid as invalid:
         return invalid.response()
-    page = [item.as_json() for item in await newest(limit, offset)]
+    page = [item.as_json() for item in await db.run(newest, limit, offset)]
     return JsonResponse({"items": page, "limit": limit, "offset": offset})
 
 
 @csrf_exempt
 @require_http_methods(["GET", "DELETE"])
 async def item(request, item_id: int):
-    found = await Item.objects.filter(id=item_id).afirst() if item_id <= MAX_ID else None
+    found = await db.run(Item.objects.filter(id=item_id).first) if item_id <= MAX_ID else None
     if found is None:
         return not_found(item_id)
     if request.method == "DELETE":
-        await found.adelete()
+        await db.run(found.delete)
         return HttpResponse(status=204)
     return JsonResponse(found.as_json())

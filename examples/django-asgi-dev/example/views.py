@@ -4,7 +4,6 @@
 import asyncio
 import json
 
-from asgiref.sync import sync_to_async
 from django.http import HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 
@@ -15,7 +14,7 @@ PROJECT = "example"
 
 
 async def index(request):
-    latest = await newest(10)  # fetched here: the template must not query on the event loop
+    latest = await db.run(newest, 10)  # fetched here: the template must not query on the loop
     return render(request, "index.html", {"project": PROJECT, "protocol": "ASGI",
                                           "items": latest})
 
@@ -31,7 +30,7 @@ async def healthz(request):
 
 async def readyz(request):
     """Readiness: the database answers through this worker's pool (503 while it does not)."""
-    if await sync_to_async(db.ready)():
+    if await db.run(db.ready):
         return JsonResponse({"status": "ready"})
     return JsonResponse({"status": "unavailable"}, status=503)
 
