@@ -6,7 +6,9 @@ The same nginx config under real load is tests/generated/test_replicas.py."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -24,7 +26,7 @@ DEV_IDS = [c.id for c in COMBINATIONS if c.target == "dev"]
 # The oldest Kubernetes minor the manifests are written for (the preStop `sleep` action is on by
 # default from 1.30) and the newest that kubernetes-validate bundles schemas for.
 KUBERNETES_VERSIONS = ("1.33.0", "1.37.0")
-MANIFESTS = ("deployment", "service", "hpa", "pdb", "configmap")
+MANIFESTS = ("deployment", "service", "hpa", "pdb", "configmap", "jobs/migrate")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -245,16 +247,55 @@ def test_manifests_fit_the_image_and_the_app(projects, cid):
     assert container["resources"]["limits"]["cpu"] == "1"
 
 
+@pytest.mark.parametrize("cid", PROD_IDS)
+def test_the_migration_job_is_the_app_s_pod_running_its_migrate_command(projects, cid, tmp_path):
+    project = projects[cid]
+    stack = find_combination(cid).stack
+    found = manifests(project)
+    app, job = found["deployment"]["spec"]["template"], found["jobs/migrate"]["spec"]["template"]
+    [container], [migrate] = app["spec"]["containers"], job["spec"]["containers"]
+    assert job["spec"]["restartPolicy"] == "Never"
+    assert migrate["image"] == container["image"]
+    for key in ("envFrom", "env", "securityContext"):
+        assert migrate[key] == container[key], key
+    for key in ("securityContext", "automountServiceAccountToken"):
+        assert job["spec"][key] == app["spec"][key], key
+    # its pod is not one the Service routes to or the PodDisruptionBudget counts
+    assert job["metadata"]["labels"] != found["service"]["spec"]["selector"]
+    assert " ".join(migrate["command"]) == stack.migrate
+    # the README's and deployment.yaml's steps create every key the pods require, then migrate
+    required = {ref["valueFrom"]["secretKeyRef"]["key"] for ref in container["env"]}
+    for text in ((project / "README.md").read_text(),
+                 (project / "deploy" / "k8s" / "deployment.yaml").read_text()):
+        steps = text[text.index("kubectl create secret"):]
+        steps = steps[:steps.index("kubectl apply -f deploy/k8s/\n")]
+        assert {key for key in required if f"--from-literal={key}=" in steps} == required
+        assert "kubectl apply -f deploy/k8s/jobs/migrate.yaml" in steps
+    # The command works in the project with the ConfigMap's settings and the Secret's keys.
+    configmap = found["configmap"]["data"]
+    secrets = {stack.secret_env: "k" * 50} if stack.secret_env else {}
+    database = tmp_path / "job.sqlite3"
+    bin_dir = str(Path(sys.executable).parent)
+    argv = [sys.executable if migrate["command"][0] == "python" else
+            str(Path(bin_dir) / migrate["command"][0]), *migrate["command"][1:]]
+    done = subprocess.run(argv, cwd=project, capture_output=True, text=True, timeout=120, check=False,
+                          env={**os.environ, **configmap, **secrets,
+                               "DATABASE_URL": f"sqlite:///{database}"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert database.stat().st_size > 0
+
+
 def test_kubernetes_names_follow_dns_rules_for_any_project_name(tmp_path):
     from newstack import render
 
     name = "My_Service-" + "x" * 51 + "_y"  # 64 characters, underscores, a '-' at 63
     answers = render.Answers.complete(name, "flask", "wsgi", "prod", None, fill_defaults=True)
     project = render.generate(answers, tmp_path / "p")
-    names = {m["metadata"]["name"] for m in manifests(project).values()}
-    [only] = names
-    assert DNS_LABEL.match(only) and len(only) <= 63, only
-    assert only == ("my-service-" + "x" * 51)
+    found = manifests(project)
+    names = {m["metadata"]["name"] for m in found.values()}
+    for label in (*names, *found["jobs/migrate"]["spec"]["template"]["metadata"]["labels"].values()):
+        assert DNS_LABEL.match(label) and len(label) <= 63, label
+    assert names == {"my-service-" + "x" * 51, "my-service-" + "x" * 44 + "-migrate"}
 
 
 # Django under ASGI: a shared channel layer behind a setting ----------------------------------

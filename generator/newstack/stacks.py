@@ -384,7 +384,11 @@ DATABASE_ENV = (
            "connections each worker process holds at most: workers x this x replicas must stay "
            "below PostgreSQL's `max_connections`",
            example="", example_note="Connections per worker process (empty: 5 on ASGI, the "
-           "worker's threads on WSGI)."),
+           "worker's threads on WSGI).",
+           cluster_note="Database connections: pods (hpa.yaml's maxReplicas at most) x "
+           "WEB_CONCURRENCY x DB_POOL_SIZE\n(unset: 5 on ASGI, the worker's threads on WSGI) must "
+           "stay below PostgreSQL's max_connections\nminus a reserve. Each pod prints its share at "
+           "start: \"database budget: W workers x P connections\"."),
 )
 ALEMBIC = ("alembic upgrade head", ("alembic.ini", "migrations"))
 # Django's migrations live in the package (copied with it); manage.py runs them.
