@@ -62,6 +62,7 @@ SUMMARY = (  # column title, what it shows, the figures (prod.record keys) it jo
     ("bandit", "medium+high (low)", ("bandit",)),
     ("hadolint", "", ("hadolint",)),
     ("PostgreSQL", "read req/s / budget / peak connections", ("db_rps", "db_budget", "db_peak")),
+    ("SQLite", "read req/s", ("db_sqlite_rps",)),
     ("PostgreSQL away 3 s", "503s / ready again in s", ("db_outage_503", "db_recovered_s")),
 )
 

@@ -10,6 +10,7 @@ asyncpg's 10) would exhaust it.
 from __future__ import annotations
 
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -70,22 +71,33 @@ class Peak(threading.Thread):
         return self.peak
 
 
-def start(servers, config: ProdConfig, postgres: Cluster, request,
-          test: str) -> tuple[Running, str]:
-    """The configuration's prod server on a PostgreSQL database of the test's own, migrated."""
-    database = re.sub(r"\W", "_", f"{test}_{config.id}")
-    url = postgres.create_database(database)
+SEED = ("INSERT INTO items (name, note, created_at) SELECT 'item ' || n, '', {now} "
+        "FROM generate_series(1, 100) AS n")
+
+
+def start(servers, config: ProdConfig, request, test: str,
+          postgres: Cluster | None) -> tuple[Running, str]:
+    """The configuration's prod server on a database of the test's own, migrated, with 100 rows:
+    PostgreSQL's, or a SQLite file when `postgres` is None."""
+    name = re.sub(r"\W", "_", f"{test}_{config.id}")
     project = servers.project(config)
+    url = postgres.create_database(name) if postgres else f"sqlite:///{project / name}.sqlite3"
     env = {"DATABASE_URL": url, "WEB_CONCURRENCY": str(WORKERS)}
     done = smoke.run_setup(project, {**smoke.server_env(project, BIN, config.combination, 0), **env})
     assert done is None or done.returncode == 0, done.stderr[-2000:]
-    postgres.psql("INSERT INTO items (name, note, created_at) SELECT 'item ' || n, '', now() "
-                  "FROM generate_series(1, 100) AS n", database=database)
+    if postgres:
+        postgres.psql(SEED.format(now="now()"), database=name)
+    else:  # SQLite has generate_series only as an extension: a recursive CTE instead
+        with sqlite3.connect(project / f"{name}.sqlite3") as connection:
+            connection.execute(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) "
+                "INSERT INTO items (name, note, created_at) "
+                "SELECT 'item ' || i, '', datetime('now') FROM n")
     servers.stop_all()
-    running = Running(config, "steady", project, servers.root / f"{config.id}-db.log", env)
+    running = Running(config, "steady", project, servers.root / f"{config.id}-{test}.log", env)
     running.lock = servers.lock
     request.addfinalizer(running.kill)
-    return running, database
+    return running, name
 
 
 def printed_budget(running: Running) -> int:
@@ -99,21 +111,26 @@ def printed_budget(running: Running) -> int:
 @pytest.mark.parametrize("config", params(CONFIGS))
 def test_connections_stay_within_the_printed_budget_under_load(servers, postgres, config,
                                                                request):
-    running, database = start(servers, config, postgres, request, "budget")
+    running, database = start(servers, config, request, "budget", postgres)
     budget = printed_budget(running)
     assert budget <= CLIENT_SLOTS, f"the default budget {budget} exceeds {CLIENT_SLOTS} slots"
     peak = Peak(postgres, database)
     peak.start()
     seen = load(running, 8, paths=READ)
     most = peak.stop()
-    record(request, config, db_rps=round(seen.answered / 8), db_budget=budget, db_peak=most)
     assert seen.failed == 0 and seen.socket_errors == 0, seen
     assert 0 < most <= budget, f"{most} connections at the peak, the budget printed is {budget}"
+    running.kill()
+    # the same load on the embedded default, SQLite, for the figures
+    embedded = load(start(servers, config, request, "sqlite", None)[0], 8, paths=READ)
+    assert embedded.failed == 0 and embedded.socket_errors == 0, embedded
+    record(request, config, db_rps=round(seen.answered / 8), db_budget=budget, db_peak=most,
+           db_sqlite_rps=round(embedded.answered / 8))
 
 
 @pytest.mark.parametrize("config", params(CONFIGS))
 def test_a_database_away_for_3_s_costs_503s_then_nothing(servers, postgres, config, request):
-    running, database = start(servers, config, postgres, request, "outage")
+    running, database = start(servers, config, request, "outage", postgres)
     budget = printed_budget(running)
     boots = running.boots()
     # /readyz: (sent, answered, status), in seconds since the load began
