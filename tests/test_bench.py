@@ -114,3 +114,29 @@ def test_tunings_and_peers_are_rows_of_the_table():
     own = bench.variants(find_combination("flask-wsgi-prod-granian"), 2)[-1]
     assert own.name == "Granian's own: 512 blocking threads"
     assert own.env == {"GRANIAN_BLOCKING_THREADS": "512"}
+
+
+def test_database_workloads_go_through_the_project_s_routes_on_sqlite_and_postgresql(tmp_path):
+    out = tmp_path / "bench.json"
+    for database in ("sqlite", "postgresql"):
+        result = newstack("bench", "fastapi-asgi-prod", "--duration", "1", "--no-tune",
+                          "--workload", "db", "--workload", "write", "--database", database,
+                          "--json", str(out), env={"COLUMNS": "200"}, timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"db on {database}" in result.stdout and f"write on {database}" in result.stdout
+        stored = json.loads(out.read_text())
+        assert stored["workloads"] == ["db", "write"] and list(stored["summaries"]) == ["db", "write"]
+        for row in stored["results"]:
+            # every request answered 2xx: a missing row, route or table would be an error here
+            assert not row["failure"] and row["requests"] > 0 and row["errors"] == 0, row
+            assert row["database"] == database
+            assert (row["peak_connections"] > 0) is (database == "postgresql"), row  # sampled
+
+
+def test_an_unknown_workload_or_database_is_one_line_naming_the_choices():
+    for option, value in (("--workload", "fortunes"), ("--database", "mysql")):
+        result = newstack("bench", "flask-wsgi-prod", option, value)
+        assert result.returncode == 2, result.stderr
+        assert value in result.stderr and result.stderr.count("\n") == 1
+        assert ("json, db, page, write" if option == "--workload" else "postgresql, sqlite") in (
+            result.stderr)

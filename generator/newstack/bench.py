@@ -1,5 +1,7 @@
 """Measure the prod stacks: each generated project started with its own prod command (gunicorn
-and gunicorn.conf.py, or Granian through PKG/serve.py), warmed up, then loaded with wrk.
+and gunicorn.conf.py, or Granian through PKG/serve.py), warmed up, then loaded with wrk on one or
+more workloads (WORKLOADS) through the project's own routes, pool and driver: a JSON answer, a
+row by id, the landing page, a write; on a PostgreSQL the bench starts, or on SQLite files.
 Variants (the servers' tunings and the stacks' peers, both rows of the table in stacks.py) run
 the same way, in the same run, for ratios. The tables and the chart are bench_report's.
 
@@ -12,6 +14,7 @@ the mean of the two, and their spread shows the noise.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -19,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -30,17 +34,21 @@ import psutil
 
 from . import smoke
 from .errors import NewstackError
+from .postgres import Cluster
 from .stacks import (
     COMBINATIONS,
+    DATABASES,
     SERVER_ROWS,
     SERVERS,
     STACKS,
+    WORKLOADS,
     Combination,
     Peer,
     Server,
     ServerName,
     Stack,
     Tuning,
+    Workload,
     default_protocol,
     fill_package,
     find_stack,
@@ -53,6 +61,26 @@ PROD_ID = {(c.stack.key, c.server): c.id for c in PROD.values()}
 
 # Seconds of load before each measurement: imports, caches, connections.
 WARM_UP = 1
+# Rows each project's database holds before the load, as TechEmpower's World table.
+ROWS = 10_000
+
+
+# wrk's requests for a workload: the path (a random id in place of {id}), method, body and the
+# ids' range from the script's arguments.
+WRK_SCRIPT = """
+function init(args)
+  path, method, body, rows = args[1], args[2], args[3], tonumber(args[4])
+  if body ~= "" then wrk.headers["Content-Type"] = "application/json" else body = nil end
+  math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+end
+
+request = function()
+  local id = tostring(math.random(1, rows))
+  return wrk.format(method, (string.gsub(path, "{id}", id)), nil, body)
+end
+"""
+
+
 # The package name of every generated project the bench measures.
 PACKAGE = "bench"
 
@@ -132,6 +160,9 @@ class Measurement:
     memory_per_worker_mb: float = 0.0
     memory_total_mb: float = 0.0
     memory_kind: str = "PSS"
+    workload: str = "json"
+    database: str = ""  # postgresql or sqlite, for workloads that use one
+    peak_connections: int = 0  # PostgreSQL's client connections, sampled every 50 ms
     failure: str = ""
 
     @property
@@ -191,6 +222,14 @@ class Run:
     seed: int  # of the shuffled order (`--seed` repeats it)
     load_average: tuple[float, float, float]  # when the run began
     elapsed: float = 0.0  # seconds, generation of the projects included
+
+    def workloads(self) -> list[str]:
+        return list(dict.fromkeys(r.workload for r in self.results))
+
+    def of_workload(self, workload: str) -> Run:
+        """This run's measurements of one workload, as a run of their own."""
+        return Run([r for r in self.results if r.workload == workload], self.seconds,
+                   self.connections, self.cores, self.seed, self.load_average, self.elapsed)
 
     def of(self, combination: str) -> list[Measurement]:
         return [r for r in self.results if r.combination == combination and r.ok]
@@ -342,13 +381,16 @@ class WrkFigures(TypedDict):
     errors: int
 
 
-def run_wrk(url: str, seconds: float, connections: int, headers: dict[str, str]) -> WrkFigures:
-    """wrk's figures: requests/s, p50 and p99 latency, requests and errors."""
+def run_wrk(url: str, seconds: float, connections: int, headers: dict[str, str],
+            script: tuple[Path, str, str, str, str] | None = None) -> WrkFigures:
+    """wrk's figures: requests/s, p50 and p99 latency, requests and errors. `script`: the Lua
+    script and its arguments (path, method, body) when the requests are not GET `url`."""
     argv = [load_generator(), "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
             "--latency"]
     for name, value in headers.items():
         argv += ["-H", f"{name}: {value}"]
-    out = subprocess.run([*argv, url], capture_output=True, text=True, timeout=seconds + 30,
+    tail = ["-s", str(script[0]), url, "--", *script[1:]] if script else [url]
+    out = subprocess.run([*argv, *tail], capture_output=True, text=True, timeout=seconds + 30,
                          check=True).stdout
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -400,14 +442,18 @@ def bench_env(project: Path, combination: Combination, variant: Variant,
 
 
 def measure(project: Path, combination: Combination, variant: Variant, seconds: float,
-            connections: int, logs: Path, order: int = 0) -> Measurement:
-    result = Measurement(combination.id, variant.name, combination.server or "", order)
+            connections: int, logs: Path, order: int = 0, workload: Workload = WORKLOADS[0],
+            database: Database | None = None) -> Measurement:
+    result = Measurement(combination.id, variant.name, combination.server or "", order,
+                         workload=workload.name, database=database.kind if database else "")
     missing = [p for p in variant.packages if not _importable(p)]
     if missing:
         result.failure = f"needs {', '.join(missing)} (pip install 'newstack[bench]')"
         return result
     port = smoke.free_port()
     env = bench_env(project, combination, variant, port)
+    if database:
+        env["DATABASE_URL"] = database.urls[combination]
     if variant.argv:
         argv = [a.format(host=smoke.HOST, port=port) for a in variant.argv]
     else:
@@ -416,11 +462,17 @@ def measure(project: Path, combination: Combination, variant: Variant, seconds: 
         argv += variant.extra_args
     headers = smoke.PROXY_HEADERS
     server = smoke.Server(argv, project, env, logs / f"{combination.id}-{len(os.listdir(logs))}.log")
+    script = logs / "workload.lua"
+    script.write_text(WRK_SCRIPT)
+    peak = database.peak(combination) if database else None
     try:
         server.wait_ready(f"http://{smoke.HOST}:{port}/healthz", headers)
-        url = f"http://{smoke.HOST}:{port}/api/hello"
-        run_wrk(url, WARM_UP, connections, headers)  # imports, caches, connections
-        for key, value in run_wrk(url, seconds, connections, headers).items():
+        url = f"http://{smoke.HOST}:{port}"
+        args = (script, workload.path, workload.method, workload.body, str(ROWS))
+        run_wrk(url, WARM_UP, connections, headers, args)  # imports, caches, connections
+        if peak:
+            peak.start()
+        for key, value in run_wrk(url, seconds, connections, headers, args).items():
             setattr(result, key, value)
         (result.workers, result.memory_per_worker_mb, result.memory_total_mb,
          result.memory_kind) = memory(server)
@@ -429,6 +481,8 @@ def measure(project: Path, combination: Combination, variant: Variant, seconds: 
     except (smoke.SmokeError, subprocess.SubprocessError, TypeError, ValueError) as error:
         result.failure = str(error)[:300]
     finally:
+        if peak:
+            result.peak_connections = peak.stop()
         server.kill()
     return result
 
@@ -439,56 +493,138 @@ def _importable(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def generate_all(combinations: list[Combination], root: Path,
-                 step: Callable[[str], None]) -> dict[Combination, Path]:
-    """Every project first: generating one (copier, collectstatic) right before a stack's
-    first measurement would slow that measurement."""
+class Peak(threading.Thread):
+    """Samples one database's client connections every 50 ms until stopped: the peak."""
+
+    def __init__(self, url: str, name: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.name, self.peak = url, name, 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as connection:
+            while not self.done.wait(0.05):
+                row = connection.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND backend_type "
+                    "= 'client backend'", (self.name,)).fetchone()
+                self.peak = max(self.peak, row[0] if row else 0)
+
+    def stop(self) -> int:
+        self.done.set()
+        self.join(5)
+        return self.peak
+
+
+@dataclass
+class Database:
+    """The projects' databases: one each, migrated by the project's own set-up steps and seeded
+    with ROWS items. PostgreSQL: one server the bench starts (postgres.Cluster); SQLite: a file
+    in each project."""
+
+    kind: str
+    cluster: Cluster | None = None
+    urls: dict[Combination, str] = field(default_factory=dict)
+
+    def create(self, combination: Combination, project: Path) -> str:
+        name = combination.id.replace("-", "_")
+        if self.cluster:
+            url = self.urls[combination] = self.cluster.create_database(name)
+        else:
+            url = self.urls[combination] = f"sqlite:///{project / name}.sqlite3"
+        return url
+
+    def seed(self, combination: Combination) -> None:
+        name = combination.id.replace("-", "_")
+        if self.cluster:
+            self.cluster.psql("INSERT INTO items (name, note, created_at) SELECT 'item ' || n, "
+                              f"'', now() FROM generate_series(1, {ROWS}) AS n", database=name)
+            return
+        import sqlite3
+
+        with sqlite3.connect(self.urls[combination].removeprefix("sqlite:///")) as connection:
+            connection.execute(
+                f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS}) "
+                "INSERT INTO items (name, note, created_at) "
+                "SELECT 'item ' || i, '', datetime('now') FROM n")
+
+    def peak(self, combination: Combination) -> Peak | None:
+        if not self.cluster:
+            return None
+        return Peak(self.cluster.url, combination.id.replace("-", "_"))
+
+
+def generate_all(combinations: list[Combination], root: Path, step: Callable[[str], None],
+                 database: Database | None = None) -> dict[Combination, Path]:
+    """Every project first, set up (migrated and seeded when the workloads use a database):
+    generating one (copier, collectstatic) right before a stack's first measurement would slow
+    that measurement."""
     from .render import Answers, generate
 
     projects = {}
     for combination in combinations:
         step(f"generating {combination.id}")
         project = generate(Answers.of(PACKAGE, combination), root / combination.id / PACKAGE)
-        setup = smoke.run_setup(
-            project, smoke.server_env(project, Path(sys.executable).parent, combination, 0))
+        env = smoke.server_env(project, Path(sys.executable).parent, combination, 0)
+        if database:
+            env["DATABASE_URL"] = database.create(combination, project)
+        setup = smoke.run_setup(project, env)
         if setup:
             setup.check_returncode()
+        if database:
+            database.seed(combination)
         projects[combination] = project
     return projects
 
 
 def bench(combinations: list[Combination], seconds: float, connections: int, tune: bool,
-          step: Callable[[str], None] = lambda _: None, seed: int | None = None) -> Run:
+          step: Callable[[str], None] = lambda _: None, seed: int | None = None,
+          workloads: tuple[Workload, ...] = WORKLOADS[:1],
+          database_kind: str = DATABASES[0]) -> Run:
     load_generator()
     began = time.monotonic()
     cores = cpu_count()
     seed = random.SystemRandom().randrange(10_000) if seed is None else seed
     rng = random.Random(seed)
     run = Run([], seconds, connections, cores, seed, os.getloadavg())
-    with smoke.workspace() as root:
+    needs_database = any(w.database for w in workloads)
+    with smoke.workspace() as root, contextlib.ExitStack() as stack:
         logs = root / "logs"
         logs.mkdir()
-        projects = generate_all(combinations, root, step)
+        database = None
+        if needs_database:
+            cluster = (stack.enter_context(Cluster(max_connections=200))
+                       if database_kind == "postgresql" else None)
+            database = Database(database_kind, cluster)
+        projects = generate_all(combinations, root, step, database)
         plans = {c: plan(c, cores, tune, rng) for c in combinations}
-        total, done = sum(len(p) for p in plans.values()), 0
-        for combination, series in plans.items():
-            for order, variant in enumerate(series, 1):
-                done += 1
-                step(f"[{done}/{total}, {time.monotonic() - began:.0f} s] {combination.id}: "
-                     f"{variant.name}")
-                run.results.append(measure(projects[combination], combination, variant,
-                                           seconds, connections, logs, order))
+        total, done = sum(len(p) for p in plans.values()) * len(workloads), 0
+        for workload in workloads:
+            for combination, series in plans.items():
+                for order, variant in enumerate(series, 1):
+                    done += 1
+                    step(f"[{done}/{total}, {time.monotonic() - began:.0f} s] {workload.name}: "
+                         f"{combination.id}: {variant.name}")
+                    run.results.append(measure(
+                        projects[combination], combination, variant, seconds, connections, logs,
+                        order, workload, database if workload.database else None))
     run.elapsed = time.monotonic() - began
     return run
 
 
 def to_json(run: Run) -> str:
+    """The run: "summary" is its first workload's (the format of the stored runs), "summaries"
+    every workload's."""
+    workloads = run.workloads() or [WORKLOADS[0].name]
     return json.dumps({
         "cores": run.cores, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "seconds_per_measurement": run.seconds, "warm_up_seconds": WARM_UP,
         "connections": run.connections, "seed": run.seed,
         "load_average_at_start": [round(x, 2) for x in run.load_average],
-        "elapsed_seconds": round(run.elapsed), "summary": run.summary(),
+        "elapsed_seconds": round(run.elapsed), "workloads": workloads,
+        "summary": run.of_workload(workloads[0]).summary(),
+        "summaries": {w: run.of_workload(w).summary() for w in workloads},
         "results": [asdict(r) for r in run.results]}, indent=2)
 
 
@@ -496,9 +632,11 @@ def to_json(run: Run) -> str:
 
 
 def report(run: Run) -> None:
+    """The tables, workload by workload."""
     from .bench_report import report as print_tables
 
-    print_tables(run)
+    for workload in run.workloads() or [WORKLOADS[0].name]:
+        print_tables(run.of_workload(workload))
 
 
 def plot(run: Run, path: Path) -> None:

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from .bench import PROD, WARM_UP, DefaultFigures, Measurement, Run, protocol_pairs
 from .errors import NewstackError
-from .stacks import LABELS, SERVERS, ServerName, server_row
+from .stacks import LABELS, SERVERS, WORKLOADS, ServerName, server_row
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -63,17 +63,26 @@ def _table(title: str, columns: tuple[str, ...], left: tuple[str, ...]) -> Table
     return table
 
 
+def _workload(run: Run) -> str:
+    """json: GET /api/hello; db on postgresql: ..."""
+    workload = next(w for w in WORKLOADS if w.name == (run.workloads() or ["json"])[0])
+    databases = {r.database for r in run.results if r.database}
+    where = f" on {', '.join(sorted(databases))}" if databases else ""
+    return f"{workload.name}{where} ({workload.what})"
+
+
 def results_table(run: Run, console: Console) -> Table:
     """Every measurement in the order taken; a failure is also printed, with its reason."""
-    table = _table(f"newstack bench: /api/hello, wrk {run.connections} connections x "
+    table = _table(f"newstack bench: {_workload(run)}, wrk {run.connections} connections x "
                    f"{run.seconds:g} s after {WARM_UP} s of warm-up, {run.cores} cores shared "
                    f"with the load generator; order shuffled (--seed {run.seed})",
                    ("stack / server", "#", "variant", "req/s", "vs best", "p50 ms", "p99 ms",
-                    "errors", "workers", "MB/worker", "MB total"), ("stack / server", "variant"))
+                    "errors", "workers", "MB/worker", "MB total", "DB conns"),
+                   ("stack / server", "variant"))
     for r in run.results:
         if r.failure:
             table.add_row(_label(r.combination), str(r.order), r.variant, "[red]failed[/]",
-                          *[""] * 7)
+                          *[""] * 8)
             console.print(f"[red]failed[/] {r.combination} {r.variant}: {r.failure}",
                           highlight=False)
             continue
@@ -81,7 +90,8 @@ def results_table(run: Run, console: Console) -> Table:
         table.add_row(_label(r.combination), str(r.order), r.variant, f"{r.requests_per_s:,.0f}",
                       f"{r.requests_per_s / best.requests_per_s:.2f}" if best else "",
                       f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}", str(r.errors), str(r.workers),
-                      f"{r.memory_per_worker_mb:.0f}", f"{r.memory_total_mb:.0f}")
+                      f"{r.memory_per_worker_mb:.0f}", f"{r.memory_total_mb:.0f}",
+                      str(r.peak_connections) if r.database == "postgresql" else "")
     return table
 
 

@@ -15,6 +15,7 @@ from . import __version__
 from .errors import Interrupted, NewstackError, UsageError
 from .stacks import (
     COMBINATIONS,
+    DATABASES,
     FRAMEWORKS,
     PROTOCOLS,
     SERVER_ROWS,
@@ -22,6 +23,7 @@ from .stacks import (
     STACKS,
     TARGETS,
     WORKER_CLASSES,
+    WORKLOADS,
 )
 
 if TYPE_CHECKING:
@@ -258,6 +260,18 @@ def bench(
     ] = None,
     json_file: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
     plot_file: Annotated[Path | None, typer.Option("--plot", help="Write a bar chart PNG.")] = None,
+    workload: Annotated[
+        list[str] | None,
+        typer.Option(metavar="NAME",
+                     help="What each request does (repeat for several; default json): "
+                          + "; ".join(f"{w.name}: {w.what}" for w in WORKLOADS) + "."),
+    ] = None,
+    database: Annotated[
+        str, typer.Option(metavar="KIND",
+                          help="The database of the workloads that use one: postgresql (a "
+                               "server the bench starts, 10,000 rows) or sqlite (a file per "
+                               "project).")
+    ] = DATABASES[0],
 ) -> None:
     """Measure the prod stacks, on gunicorn and on Granian, with wrk: requests/s, p50/p99
     latency, errors, memory per worker, beside the seed's claimed figures."""
@@ -274,9 +288,19 @@ def bench(
         raise UsageError("bench measures prod combinations only (their production servers)")
     if duration <= 0 or connections <= 0:
         raise UsageError("--duration and --connections must be positive")
+    names = {w.name: w for w in WORKLOADS}
+    unknown = [w for w in workload or [] if w not in names]
+    if unknown:
+        raise UsageError(f"unknown --workload {unknown[0]!r}; expected one of: "
+                         f"{', '.join(names)}")
+    if database not in DATABASES:
+        raise UsageError(f"unknown --database {database!r}; expected one of: "
+                         f"{', '.join(DATABASES)}")
+    workloads = tuple(names[w] for w in dict.fromkeys(workload or [WORKLOADS[0].name]))
     with Console(stderr=True).status("starting") as status:
         run = benching.bench(chosen, duration, connections, tune,
-                             step=lambda text: status.update(text), seed=seed)
+                             step=lambda text: status.update(text), seed=seed,
+                             workloads=workloads, database_kind=database)
     benching.report(run)
     if json_file:
         json_file.write_text(benching.to_json(run))

@@ -662,3 +662,28 @@ def find_combination(combination_id: str) -> Combination:
 
 def default_protocol(framework: str) -> Protocol:
     return next(s.protocol for s in STACKS if s.framework == framework)
+
+
+# What `newstack bench` measures: one request of each workload, through a generated project's
+# own routes (those of every stack), pool and driver.
+@dataclass(frozen=True)
+class Workload:
+    """What one request of a measurement does, through the generated project's routes."""
+
+    name: str
+    what: str  # for --help and the report
+    path: str  # {id}: a random row id, 1 to the rows the bench seeds (bench.ROWS)
+    method: str = "GET"
+    body: str = ""
+    database: bool = True  # whether it needs a database set up and seeded
+
+
+WORKLOADS = (
+    Workload("json", "a small JSON answer, no database (GET /api/hello)", "/api/hello",
+             database=False),
+    Workload("db", "one row by random id (GET /api/items/ID)", "/api/items/{id}"),
+    Workload("page", "the landing page: the 10 newest rows as escaped HTML (GET /)", "/"),
+    Workload("write", "create a row (POST /api/items, JSON)", "/api/items", "POST",
+             '{"name": "bench", "note": "written by newstack bench"}'),
+)
+DATABASES = ("postgresql", "sqlite")
