@@ -7,6 +7,8 @@ import os
 import random
 import sys
 
+import pytest
+
 from newstack import bench
 from newstack.stacks import find_combination
 
@@ -138,5 +140,23 @@ def test_an_unknown_workload_or_database_is_one_line_naming_the_choices():
         result = newstack("bench", "flask-wsgi-prod", option, value)
         assert result.returncode == 2, result.stderr
         assert value in result.stderr and result.stderr.count("\n") == 1
-        assert ("json, db, page, write" if option == "--workload" else "postgresql, sqlite") in (
+        assert ("json, db, page, write, queries, io" if option == "--workload" else "postgresql, sqlite") in (
             result.stderr)
+
+
+@pytest.mark.parametrize("cid", ["fastapi-asgi-prod", "flask-wsgi-prod-granian",
+                                 "django-wsgi-prod", "django-asgi-prod-granian"])
+def test_the_injected_workloads_run_on_every_framework(tmp_path, cid):
+    out = tmp_path / "bench.json"
+    result = newstack("bench", cid, "--duration", "1", "--no-tune", "--workload", "queries",
+                      "--workload", "io", "--json", str(out), env={"COLUMNS": "200"}, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for row in json.loads(out.read_text())["results"]:
+        assert not row["failure"] and row["requests"] > 0 and row["errors"] == 0, row
+        assert row["peak_connections"] > 0, row
+
+
+def test_io_on_sqlite_is_refused_before_anything_runs():
+    result = newstack("bench", "flask-wsgi-prod", "--workload", "io", "--database", "sqlite")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "--workload io needs --database postgresql" in result.stderr

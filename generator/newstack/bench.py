@@ -63,6 +63,90 @@ PROD_ID = {(c.stack.key, c.server): c.id for c in PROD.values()}
 WARM_UP = 1
 # Rows each project's database holds before the load, as TechEmpower's World table.
 ROWS = 10_000
+# The routes of the injected workloads (Workload.injected), added to a generated project's items
+# module (and urls.py) by the bench only: through the project's own session or ORM, pool and
+# driver. Keyed by stack; the names they use are those the templates give.
+BENCH_MARK = "\n\n# Added by newstack bench for its queries and io workloads, not part of the project.\n"
+BENCH_ROUTES = {
+    "fastapi-asgi": """import random as _random  # noqa: E402
+
+from sqlalchemy import text as _text  # noqa: E402
+
+
+@router.get("/bench/queries")
+async def _bench_queries(db: Session) -> list[ItemOut]:
+    found = [await db.get(Item, _random.randint(1, ROWS)) for _ in range(20)]
+    return [ItemOut.model_validate(item) for item in found if item]
+
+
+@router.get("/bench/io")
+async def _bench_io(db: Session) -> dict[str, float]:
+    await db.execute(_text("SELECT pg_sleep(0.01)"))
+    return {"waited": 0.01}
+""",
+    "flask-wsgi": """import random as _random  # noqa: E402
+
+from sqlalchemy import text as _text  # noqa: E402
+
+
+@blueprint.get("/bench/queries")
+def _bench_queries() -> Response:
+    found = [db.session().get(Item, _random.randint(1, ROWS)) for _ in range(20)]
+    return jsonify([item.to_json() for item in found if item])
+
+
+@blueprint.get("/bench/io")
+def _bench_io() -> Response:
+    db.session().execute(_text("SELECT pg_sleep(0.01)"))
+    return jsonify(waited=0.01)
+""",
+    "django-wsgi": """import random as _random  # noqa: E402
+
+from django.db import connection as _connection  # noqa: E402
+
+
+def _queries():
+    found = [Item.objects.filter(id=_random.randint(1, ROWS)).first() for _ in range(20)]
+    return [item.as_json() for item in found if item]
+
+
+def _io():
+    with _connection.cursor() as cursor:
+        cursor.execute("SELECT pg_sleep(0.01)")
+
+
+def _bench_queries(request):
+    return JsonResponse(_queries(), safe=False)
+
+
+def _bench_io(request):
+    _io()
+    return JsonResponse({"waited": 0.01})
+""",
+}
+BENCH_ROUTES["django-asgi"] = BENCH_ROUTES["django-wsgi"].replace(
+    "def _bench_queries(request):\n    return JsonResponse(_queries()",
+    "async def _bench_queries(request):\n    return JsonResponse(await db.run(_queries)").replace(
+    "def _bench_io(request):\n    _io()", "async def _bench_io(request):\n    await db.run(_io)")
+# Django's routes are in urls.py: before the admin's.
+DJANGO_URLS = ('    path("admin/", ',
+               ('    path("api/items/bench/queries", items._bench_queries),\n'
+                '    path("api/items/bench/io", items._bench_io),\n    path("admin/", '))
+
+
+def add_bench_routes(project: Path, combination: Combination) -> None:
+    """The injected workloads' routes, in a generated project (see BENCH_ROUTES)."""
+    package = project / PACKAGE
+    items = package / "items.py"
+    routes = BENCH_ROUTES[combination.stack.key].replace("ROWS", str(ROWS))
+    items.write_text(items.read_text() + BENCH_MARK + routes)
+    urls = package / "urls.py"
+    if urls.exists():
+        old, new = DJANGO_URLS
+        text = urls.read_text()
+        if old not in text:
+            raise NewstackError(f"{urls} has no admin route to put the bench's routes before")
+        urls.write_text(text.replace(old, new, 1))
 
 
 # wrk's requests for a workload: the path (a random id in place of {id}), method, body and the
@@ -556,7 +640,8 @@ class Database:
 
 
 def generate_all(combinations: list[Combination], root: Path, step: Callable[[str], None],
-                 database: Database | None = None) -> dict[Combination, Path]:
+                 database: Database | None = None,
+                 inject: bool = False) -> dict[Combination, Path]:
     """Every project first, set up (migrated and seeded when the workloads use a database):
     generating one (copier, collectstatic) right before a stack's first measurement would slow
     that measurement."""
@@ -566,6 +651,8 @@ def generate_all(combinations: list[Combination], root: Path, step: Callable[[st
     for combination in combinations:
         step(f"generating {combination.id}")
         project = generate(Answers.of(PACKAGE, combination), root / combination.id / PACKAGE)
+        if inject:
+            add_bench_routes(project, combination)
         env = smoke.server_env(project, Path(sys.executable).parent, combination, 0)
         if database:
             env["DATABASE_URL"] = database.create(combination, project)
@@ -597,7 +684,8 @@ def bench(combinations: list[Combination], seconds: float, connections: int, tun
             cluster = (stack.enter_context(Cluster(max_connections=200))
                        if database_kind == "postgresql" else None)
             database = Database(database_kind, cluster)
-        projects = generate_all(combinations, root, step, database)
+        projects = generate_all(combinations, root, step, database,
+                                inject=any(w.injected for w in workloads))
         plans = {c: plan(c, cores, tune, rng) for c in combinations}
         total, done = sum(len(p) for p in plans.values()) * len(workloads), 0
         for workload in workloads:

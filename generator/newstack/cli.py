@@ -297,6 +297,10 @@ def bench(
         raise UsageError(f"unknown --database {database!r}; expected one of: "
                          f"{', '.join(DATABASES)}")
     workloads = tuple(names[w] for w in dict.fromkeys(workload or [WORKLOADS[0].name]))
+    needs = [w.name for w in workloads if w.postgresql_only]
+    if needs and database != "postgresql":
+        raise UsageError(f"--workload {needs[0]} needs --database postgresql (SQLite has no "
+                         "pg_sleep)")
     with Console(stderr=True).status("starting") as status:
         run = benching.bench(chosen, duration, connections, tune,
                              step=lambda text: status.update(text), seed=seed,

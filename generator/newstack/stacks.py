@@ -676,6 +676,8 @@ class Workload:
     method: str = "GET"
     body: str = ""
     database: bool = True  # whether it needs a database set up and seeded
+    postgresql_only: bool = False  # SQL that SQLite does not have
+    injected: bool = False  # its route is added by the bench (bench.BENCH_ROUTES), not shipped
 
 
 WORKLOADS = (
@@ -685,5 +687,11 @@ WORKLOADS = (
     Workload("page", "the landing page: the 10 newest rows as escaped HTML (GET /)", "/"),
     Workload("write", "create a row (POST /api/items, JSON)", "/api/items", "POST",
              '{"name": "bench", "note": "written by newstack bench"}'),
+    Workload("queries", "20 rows by random id, one query each", "/api/items/bench/queries",
+             injected=True),
+    # Not shipped: a route that holds a connection 10 ms on request is a denial of service.
+    Workload("io", "waits 10 ms on PostgreSQL (SELECT pg_sleep(0.01)), the case where an event "
+             "loop should beat a thread pool", "/api/items/bench/io", postgresql_only=True,
+             injected=True),
 )
 DATABASES = ("postgresql", "sqlite")
