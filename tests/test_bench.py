@@ -123,11 +123,17 @@ def test_database_workloads_go_through_the_project_s_routes_on_sqlite_and_postgr
     for database in ("sqlite", "postgresql"):
         result = newstack("bench", "fastapi-asgi-prod", "--duration", "1", "--no-tune",
                           "--workload", "db", "--workload", "write", "--database", database,
-                          "--json", str(out), env={"COLUMNS": "200"}, timeout=300)
+                          "--connections", "8", "--connections", "32", "--json", str(out),
+                          env={"COLUMNS": "200"}, timeout=300)
         assert result.returncode == 0, result.stdout + result.stderr
-        assert f"db on {database}" in result.stdout and f"write on {database}" in result.stdout
+        for workload, level in (("db", 8), ("write", 8), ("db", 32), ("write", 32)):
+            assert f"{workload} on {database} (" in result.stdout
+            assert f"wrk {level} connections" in result.stdout
         stored = json.loads(out.read_text())
-        assert stored["workloads"] == ["db", "write"] and list(stored["summaries"]) == ["db", "write"]
+        assert stored["workloads"] == ["db", "write"] and stored["levels"] == [8, 32]
+        assert list(stored["summaries"]) == ["db at 8", "db at 32", "write at 8", "write at 32"]
+        assert sorted((r["workload"], r["connections"]) for r in stored["results"]) == [
+            ("db", 8), ("db", 32), ("write", 8), ("write", 32)]
         for row in stored["results"]:
             # every request answered 2xx: a missing row, route or table would be an error here
             assert not row["failure"] and row["requests"] > 0 and row["errors"] == 0, row
@@ -148,8 +154,10 @@ def test_an_unknown_workload_or_database_is_one_line_naming_the_choices():
                                  "django-wsgi-prod", "django-asgi-prod-granian"])
 def test_the_injected_workloads_run_on_every_framework(tmp_path, cid):
     out = tmp_path / "bench.json"
+    # 8 connections: 20 queries a request must not meet wrk's 2 s timeout on a busy machine
     result = newstack("bench", cid, "--duration", "1", "--no-tune", "--workload", "queries",
-                      "--workload", "io", "--json", str(out), env={"COLUMNS": "200"}, timeout=300)
+                      "--workload", "io", "--connections", "8", "--json", str(out),
+                      env={"COLUMNS": "200"}, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     for row in json.loads(out.read_text())["results"]:
         assert not row["failure"] and row["requests"] > 0 and row["errors"] == 0, row

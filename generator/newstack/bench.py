@@ -15,6 +15,7 @@ the mean of the two, and their spread shows the noise.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -245,6 +246,7 @@ class Measurement:
     memory_total_mb: float = 0.0
     memory_kind: str = "PSS"
     workload: str = "json"
+    connections: int = 0  # wrk's, when the run measured several levels (0: the run's)
     database: str = ""  # postgresql or sqlite, for workloads that use one
     peak_connections: int = 0  # PostgreSQL's client connections, sampled every 50 ms
     failure: str = ""
@@ -310,10 +312,20 @@ class Run:
     def workloads(self) -> list[str]:
         return list(dict.fromkeys(r.workload for r in self.results))
 
-    def of_workload(self, workload: str) -> Run:
-        """This run's measurements of one workload, as a run of their own."""
-        return Run([r for r in self.results if r.workload == workload], self.seconds,
-                   self.connections, self.cores, self.seed, self.load_average, self.elapsed)
+    def levels(self) -> list[int]:
+        """The concurrency levels measured (wrk's connections)."""
+        return list(dict.fromkeys(r.connections or self.connections for r in self.results))
+
+    def slices(self) -> list[tuple[str, int]]:
+        return [(w, c) for w in self.workloads() or ["json"] for c in self.levels() or
+                [self.connections]]
+
+    def part(self, workload: str, connections: int | None = None) -> Run:
+        """This run's measurements of one workload (at one level), as a run of their own."""
+        level = connections or self.connections
+        return Run([r for r in self.results if r.workload == workload
+                    and (connections is None or (r.connections or self.connections) == level)],
+                   self.seconds, level, self.cores, self.seed, self.load_average, self.elapsed)
 
     def of(self, combination: str) -> list[Measurement]:
         return [r for r in self.results if r.combination == combination and r.ok]
@@ -665,7 +677,7 @@ def generate_all(combinations: list[Combination], root: Path, step: Callable[[st
     return projects
 
 
-def bench(combinations: list[Combination], seconds: float, connections: int, tune: bool,
+def bench(combinations: list[Combination], seconds: float, levels: tuple[int, ...], tune: bool,
           step: Callable[[str], None] = lambda _: None, seed: int | None = None,
           workloads: tuple[Workload, ...] = WORKLOADS[:1],
           database_kind: str = DATABASES[0]) -> Run:
@@ -674,7 +686,7 @@ def bench(combinations: list[Combination], seconds: float, connections: int, tun
     cores = cpu_count()
     seed = random.SystemRandom().randrange(10_000) if seed is None else seed
     rng = random.Random(seed)
-    run = Run([], seconds, connections, cores, seed, os.getloadavg())
+    run = Run([], seconds, levels[0], cores, seed, os.getloadavg())
     needs_database = any(w.database for w in workloads)
     with smoke.workspace() as root, contextlib.ExitStack() as stack:
         logs = root / "logs"
@@ -687,32 +699,35 @@ def bench(combinations: list[Combination], seconds: float, connections: int, tun
         projects = generate_all(combinations, root, step, database,
                                 inject=any(w.injected for w in workloads))
         plans = {c: plan(c, cores, tune, rng) for c in combinations}
-        total, done = sum(len(p) for p in plans.values()) * len(workloads), 0
-        for workload in workloads:
+        total = sum(len(p) for p in plans.values()) * len(workloads) * len(levels)
+        done = 0
+        for workload, connections in itertools.product(workloads, levels):
             for combination, series in plans.items():
                 for order, variant in enumerate(series, 1):
                     done += 1
-                    step(f"[{done}/{total}, {time.monotonic() - began:.0f} s] {workload.name}: "
-                         f"{combination.id}: {variant.name}")
-                    run.results.append(measure(
-                        projects[combination], combination, variant, seconds, connections, logs,
-                        order, workload, database if workload.database else None))
+                    step(f"[{done}/{total}, {time.monotonic() - began:.0f} s] {workload.name} "
+                         f"x {connections}: {combination.id}: {variant.name}")
+                    result = measure(projects[combination], combination, variant, seconds,
+                                     connections, logs, order, workload,
+                                     database if workload.database else None)
+                    result.connections = connections
+                    run.results.append(result)
     run.elapsed = time.monotonic() - began
     return run
 
 
 def to_json(run: Run) -> str:
-    """The run: "summary" is its first workload's (the format of the stored runs), "summaries"
-    every workload's."""
-    workloads = run.workloads() or [WORKLOADS[0].name]
+    """The run: "summary" is its first workload's at its first level (the format of the stored
+    runs), "summaries" each workload's at each level ("db at 64")."""
+    (first, level), *_ = run.slices()
     return json.dumps({
         "cores": run.cores, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "seconds_per_measurement": run.seconds, "warm_up_seconds": WARM_UP,
         "connections": run.connections, "seed": run.seed,
         "load_average_at_start": [round(x, 2) for x in run.load_average],
-        "elapsed_seconds": round(run.elapsed), "workloads": workloads,
-        "summary": run.of_workload(workloads[0]).summary(),
-        "summaries": {w: run.of_workload(w).summary() for w in workloads},
+        "elapsed_seconds": round(run.elapsed), "workloads": run.workloads(),
+        "levels": run.levels(), "summary": run.part(first, level).summary(),
+        "summaries": {f"{w} at {c}": run.part(w, c).summary() for w, c in run.slices()},
         "results": [asdict(r) for r in run.results]}, indent=2)
 
 
@@ -723,8 +738,8 @@ def report(run: Run) -> None:
     """The tables, workload by workload."""
     from .bench_report import report as print_tables
 
-    for workload in run.workloads() or [WORKLOADS[0].name]:
-        print_tables(run.of_workload(workload))
+    for workload, connections in run.slices():
+        print_tables(run.part(workload, connections))
 
 
 def plot(run: Run, path: Path) -> None:

@@ -251,7 +251,11 @@ def bench(
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every prod combination (both servers).")] = False,
     duration: Annotated[float, typer.Option(help="Seconds of load per measurement.")] = 3.0,
-    connections: Annotated[int, typer.Option(help="Concurrent connections.")] = 64,
+    connections: Annotated[
+        list[int] | None,
+        typer.Option(metavar="N", help="Concurrent connections (repeat for several levels, e.g. "
+                                       "16, 64, 256; default 64)."),
+    ] = None,
     tune: Annotated[
         bool, typer.Option(help="Also measure the alternatives to each default, and the peers.")
     ] = True,
@@ -286,7 +290,8 @@ def bench(
               else [find_combination(c) for c in combinations or []])
     if not all(c.server for c in chosen):
         raise UsageError("bench measures prod combinations only (their production servers)")
-    if duration <= 0 or connections <= 0:
+    levels = tuple(dict.fromkeys(connections or [64]))
+    if duration <= 0 or min(levels) <= 0:
         raise UsageError("--duration and --connections must be positive")
     names = {w.name: w for w in WORKLOADS}
     unknown = [w for w in workload or [] if w not in names]
@@ -302,7 +307,7 @@ def bench(
         raise UsageError(f"--workload {needs[0]} needs --database postgresql (SQLite has no "
                          "pg_sleep)")
     with Console(stderr=True).status("starting") as status:
-        run = benching.bench(chosen, duration, connections, tune,
+        run = benching.bench(chosen, duration, levels, tune,
                              step=lambda text: status.update(text), seed=seed,
                              workloads=workloads, database_kind=database)
     benching.report(run)
