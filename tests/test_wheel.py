@@ -98,7 +98,7 @@ def offline(venv: Path, *args: str, cwd: Path, cache: Path) -> subprocess.Comple
     must not stand in for the wheel's)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return subprocess.run([str(venv / "bin" / "newstack"), *args], cwd=cwd, text=True,
-                          capture_output=True, timeout=300,
+                          capture_output=True, timeout=300, check=False,
                           env={**env, **OFFLINE, "COPIER_CACHE_DIR": str(cache)})
 
 
