@@ -32,7 +32,8 @@ def release(root: Path, *args: str):
 
 
 def state(root: Path) -> tuple[str, ...]:
-    return tuple(run(["git", *args], cwd=root).stdout for args in (["status", "--porcelain"], ["tag"], ["rev-parse", "HEAD"]))
+    return tuple(run(["git", *args], cwd=root).stdout
+                 for args in (["status", "--porcelain"], ["tag"], ["rev-parse", "HEAD"]))
 
 
 @pytest.mark.parametrize(("changelog", "args", "dirty", "message"), [

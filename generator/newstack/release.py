@@ -45,7 +45,8 @@ def check(root: Path, version: str) -> str:
         raise ReleaseError(f"{root} is not a git checkout")
     if git(root, "status", "--porcelain"):
         raise ReleaseError(f"{root} has uncommitted changes: commit or stash them first")
-    later = [t for t in bundle.version_tags(root) if bundle.version_key(t) >= bundle.version_key(f"v{version}")]
+    later = [t for t in bundle.version_tags(root)
+             if bundle.version_key(t) >= bundle.version_key(f"v{version}")]
     if later:
         raise ReleaseError(f"v{version} is not newer than the tag {later[-1]}")
     changelog = (root / "CHANGELOG.md").read_text()

@@ -154,8 +154,8 @@ def copier_source(source: str | None = None) -> Iterator[str | Path]:
     from .fast_copier import renders_in_place
 
     if source == BUNDLED:
-        with bundled_template() as bundle:
-            yield bundle
+        with bundled_template() as versions:
+            yield versions
         return
     if source is not None:
         yield source
@@ -187,15 +187,17 @@ def bundled_template() -> Iterator[Path]:
         try:
             bundle.build(CHECKOUT_ROOT, Path(tmp, bundle.NAME))
         except bundle.BundleError as error:
-            raise NewstackError(f"cannot bundle the template of {CHECKOUT_ROOT}: {error}") from error
+            raise NewstackError(f"cannot bundle the template of {CHECKOUT_ROOT}: "
+                                f"{error}") from error
         yield Path(tmp, bundle.NAME)
 
 
 def template_source(template: str, vcs_ref: str | None = None) -> str:
     """`--template` as copier should record it: BUNDLED as is, a git URL as given, a local git
-    repository or bundle file as an absolute path (a relative one, or a plain directory, breaks `copier update`
-    later). A local repository with uncommitted changes is refused when its HEAD would be
-    rendered: copier would render the changes and record a commit that exists nowhere."""
+    repository or bundle file as an absolute path (a relative one, or a plain directory, breaks
+    `copier update` later). A local repository with uncommitted changes is refused when its
+    HEAD would be rendered: copier would render the changes and record a commit that exists
+    nowhere."""
     if template == BUNDLED:
         return template
     path = Path(template).expanduser()
@@ -307,7 +309,8 @@ def record_source(project: Path) -> None:
     installed newstack carries that tag in its bundle, where `newstack update` finds it."""
     answers = project / ".copier-answers.yml"
     lines = answers.read_text().splitlines()
-    commit = [] if any(line.startswith("_commit:") for line in lines) else [f"_commit: v{__version__}"]
+    recorded = any(line.startswith("_commit:") for line in lines)
+    commit = [] if recorded else [f"_commit: v{__version__}"]
     lines = [new for line in lines
              for new in ([*commit, f"_src_path: {REPOSITORY}"] if line.startswith("_src_path:")
                          else [line])]
