@@ -99,7 +99,7 @@ def test_a_tagged_version_whose_template_changed_is_refused(tmp_path):
     assert bundle.build(root, tmp_path / "same.bundle") == ["v0.1.0"]
     (root / "templates" / "app" / "hello.txt.jinja").write_text("hello {{ name }} edited\n")
     with pytest.raises(bundle.BundleError, match="differs from tag v0.1.0, and the version is "
-                       "still 0.1.0: set the next version"):
+                       r"still 0.1.0: open the next one \(python -m newstack.release --open"):
         bundle.build(root, tmp_path / "changed.bundle")
     assert not (tmp_path / "changed.bundle").exists()
 

@@ -60,3 +60,16 @@ def test_release_needs_a_version(tmp_path):
     result = release(checkout(tmp_path / "repo"))
     assert result.returncode == 2 and "the following arguments are required: version" \
         in result.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--open", "0.3.0"], "CHANGELOG.md already opens with '## 0.2.0 (unreleased)'"),
+    (["--open", "0.1.0"], "v0.1.0 is not newer than the tag v0.1.0"),
+])
+def test_open_refuses(tmp_path, args, message):
+    root = checkout(tmp_path / "repo")
+    before = state(root)
+    result = release(root, *args)
+    assert result.returncode == 1
+    assert result.stderr == f"newstack.release: {message}\n"
+    assert state(root) == before

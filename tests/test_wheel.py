@@ -44,8 +44,8 @@ OFFLINE = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:
            "PIP_NO_INDEX": "1", "UV_OFFLINE": "1"}
 
 
-def release(clone: Path, version: str) -> subprocess.CompletedProcess[str]:
-    result = run([sys.executable, "-m", "newstack.release", version], cwd=clone, timeout=300,
+def release(clone: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    result = run([sys.executable, "-m", "newstack.release", *args], cwd=clone, timeout=300,
                  env={"PYTHONPATH": str(clone / "generator"), "GIT_AUTHOR_NAME": "t",
                       "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
                       "GIT_COMMITTER_EMAIL": "t@example.com"})
@@ -62,11 +62,12 @@ def released(tmp_path_factory) -> tuple[Path, Path]:
     run([*GIT, "commit", "-qam", "the old healthz"], cwd=clone, check=True)
     assert f"v{OLD}" in release(clone, OLD).stdout
     run([*GIT, "checkout", "HEAD~2", "--", MAIN, TESTS], cwd=clone, check=True)
-    changelog = (clone / "CHANGELOG.md").read_text()
-    at = changelog.index(f"## {OLD} (")
-    (clone / "CHANGELOG.md").write_text(f"{changelog[:at]}## {__version__} (unreleased)\n\n"
-                                        f"- healthz as it is now.\n\n{changelog[at:]}")
-    run([*GIT, "commit", "-qam", "healthz as it is now"], cwd=clone, check=True)
+    opened = release(clone, "--open", __version__)
+    assert f"newstack {__version__} opened" in opened.stdout
+    edit(clone / "CHANGELOG.md", f"## {__version__} (unreleased)\n",
+         f"## {__version__} (unreleased)\n\n- healthz as it is now.\n")
+    run([*GIT, "add", "-A"], cwd=clone, check=True)
+    run([*GIT, "commit", "-qm", "healthz as it is now"], cwd=clone, check=True)
     done = release(clone, __version__)
     assert f"template versions: v{OLD}, v{__version__}" in done.stdout
     assert f"git push origin HEAD v{__version__}" in done.stdout

@@ -90,8 +90,8 @@ def build(root: Path, out: Path, version: str | None = None) -> list[str]:
         top = f"v{version}"
         if top in trees and trees[top] != working:
             raise BundleError(f"the template (copier.yml, templates/) differs from tag {top}, "
-                              f"and the version is still {version}: set the next version "
-                              "(python -m newstack.release X.Y.Z does, see CHANGELOG.md)")
+                              f"and the version is still {version}: open the next one "
+                              "(python -m newstack.release --open X.Y.Z, see CHANGELOG.md)")
         if top not in trees:
             parent = commit(repo, working, parent, top)
         git("update-ref", "refs/heads/main", parent[1], cwd=repo)
