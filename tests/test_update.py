@@ -480,3 +480,15 @@ def test_update_refuses_a_dirty_template_whose_head_it_would_render(versioned_te
         assert len(result.stderr.splitlines()) == 1, result.stderr
         assert "has uncommitted changes and no vX.Y.Z tag to render instead" in result.stderr
         assert status(project) == "" and answers(project)["_commit"] == "v0.1.0"
+
+
+def test_update_refuses_a_recorded_template_gone_dirty(tmp_path):
+    repo = git_template(tmp_path / "newstack")  # untagged: copier renders and records HEAD
+    project = create(tmp_path, repo)
+    recorded_commit = answers(project)["_commit"]
+    edit(repo / MAIN, HEALTHZ, 'return {"status": "draft"}')
+    result = newstack("update", str(project))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"newstack: error: the recorded template {repo} has "
+                                    "uncommitted changes and no vX.Y.Z tag"), result.stderr
+    assert status(project) == "" and answers(project)["_commit"] == recorded_commit

@@ -192,7 +192,8 @@ def bundled_template() -> Iterator[Path]:
         yield Path(tmp, bundle.NAME)
 
 
-def template_source(template: str, vcs_ref: str | None = None) -> str:
+def template_source(template: str, vcs_ref: str | None = None,
+                    what: str = "--template") -> str:
     """`--template` as copier should record it: BUNDLED as is, a git URL as given, a local git
     repository or bundle file as an absolute path (a relative one, or a plain directory, breaks
     `copier update` later). A local repository with uncommitted changes is refused when its
@@ -204,17 +205,17 @@ def template_source(template: str, vcs_ref: str | None = None) -> str:
     if not path.exists():
         if "://" in template or template.startswith(("git@", "gh:", "gl:")):
             return template
-        raise UsageError(f"--template {template}: no such directory, and not a git URL "
+        raise UsageError(f"{what} {template}: no such directory, and not a git URL "
                          f"(or {BUNDLED}: the installed newstack's released versions)")
     if path.is_file() and git_output(path.parent, "bundle", "list-heads", str(path.resolve())):
         return str(path.resolve())  # a git bundle: copier clones it like a repository
     inside = subprocess.run(["git", "-C", str(path), "rev-parse", "--show-toplevel"],
                             capture_output=True, check=False, text=True)
     if inside.returncode != 0 or Path(inside.stdout.strip()).resolve() != path.resolve():
-        raise UsageError(f"--template {template} is not the root of a git repository (nor a "
+        raise UsageError(f"{what} {template} is not the root of a git repository (nor a "
                          "git bundle); `copier update` needs the template's tagged history")
     if renders_head(path, vcs_ref) and git_output(path, "status", "--porcelain"):
-        raise UsageError(f"--template {template} has uncommitted changes and no vX.Y.Z tag to "
+        raise UsageError(f"{what} {template} has uncommitted changes and no vX.Y.Z tag to "
                          "render instead: commit them first (copier would record a commit that "
                          "exists nowhere), or pass --vcs-ref TAG")
     return str(path.resolve())

@@ -108,7 +108,7 @@ def source_of(project: Path, template: str | None, vcs_ref: str | None) -> str:
     if src_path == REPOSITORY:
         return BUNDLED
     if Path(src_path).is_dir():  # a local checkout: the same refusal as --template's
-        template_source(src_path, vcs_ref)
+        template_source(src_path, vcs_ref, what="the recorded template")
     return src_path
 
 
