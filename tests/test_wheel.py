@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from newstack import REPOSITORY, __version__
+from newstack import REPOSITORY, __version__, bundle
 from newstack.stacks import find_combination
 
 from .conftest import GIT, REPO, answers_for, git_template, run, tree
@@ -169,3 +169,21 @@ def test_installed_wheel_updates_a_project_from_the_previous_version_offline(ven
                     cwd=tmp_path, cache=cache)
     assert fresh.returncode == 0, fresh.stderr
     assert answers(tmp_path / "svc")["_commit"] == f"v{__version__}"
+
+
+def test_a_wheel_built_from_the_sdist_carries_the_same_versions(released, tmp_path):
+    """pip builds a wheel from the sdist where no wheel fits: there is no git history then,
+    so the sdist carries the bundle it was built with."""
+    uv = Path(sysconfig.get_path("scripts"), "uv")
+    sdist = run([str(uv), "build", "--sdist", "-o", str(tmp_path), str(released[0])],
+                timeout=300)
+    assert sdist.returncode == 0, sdist.stderr
+    [archive] = tmp_path.glob("newstack-*.tar.gz")
+    built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                 str(tmp_path / "wheel"), str(archive)], timeout=300)
+    assert built.returncode == 0, built.stderr
+    [wheel] = (tmp_path / "wheel").glob("newstack-*.whl")
+    carried = zipfile.ZipFile(wheel).extract(f"newstack/template/{bundle.NAME}", tmp_path)
+    assert bundle.tags_of(Path(carried)) == [f"v{OLD}", f"v{__version__}"]
+    assert zipfile.ZipFile(wheel).read(f"newstack/template/{bundle.NAME}") == \
+        zipfile.ZipFile(released[1]).read(f"newstack/template/{bundle.NAME}")
