@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import sysconfig
 from pathlib import Path
@@ -18,7 +19,7 @@ import yaml
 
 from newstack.stacks import COMBINATIONS
 
-from .conftest import REPO, newstack, run
+from .conftest import REPO, git_template, newstack, run
 
 WORKFLOWS = REPO / ".github" / "workflows"
 CI = WORKFLOWS / "ci.yml"
@@ -118,3 +119,22 @@ def test_every_job_is_bounded_and_read_only():
     assert workflow["concurrency"]["group"]
     for name, job in workflow["jobs"].items():
         assert isinstance(job.get("timeout-minutes"), int), f"job {name} has no timeout"
+
+
+def readme_command(number: int) -> str:
+    """The line after "# N." in README.md, as .ci/run reads command 2."""
+    lines = (REPO / "README.md").read_text().splitlines()
+    return lines[lines.index(next(line for line in lines if line.startswith(f"# {number}."))) + 1]
+
+
+def test_readme_command_1_leaves_the_checkout_clean(tmp_path):
+    """Its `newstack create`, run in a clone of this checkout, makes nothing git would commit
+    (the project is where .gitignore covers it): a dirty checkout used as a --template would
+    otherwise be refused."""
+    [create] = [part.strip() for part in readme_command(1).split("&&")
+                if part.strip().startswith("newstack create")]
+    clone = git_template(tmp_path / "newstack")
+    made = newstack(*shlex.split(create)[1:], cwd=clone)
+    assert made.returncode == 0, made.stderr
+    assert (clone / shlex.split(create)[2] / ".copier-answers.yml").is_file()
+    assert run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=clone).stdout == ""

@@ -81,7 +81,8 @@ def create(
     template: Annotated[
         str | None,
         typer.Option(help="Template to render instead of the packaged one: a git URL or a local "
-                     "git repository, recorded for `newstack update`."),
+                     "git repository, recorded for `newstack update`; 'bundled': the released "
+                     "versions this newstack carries."),
     ] = None,
     vcs_ref: Annotated[
         str | None, typer.Option(help="Tag or commit of --template (default: its latest tag).")
@@ -123,15 +124,28 @@ def update(
     pretend: Annotated[
         bool, typer.Option("--pretend", help="Show what would change (in a clone); change nothing.")
     ] = False,
+    template: Annotated[
+        str | None,
+        typer.Option(help="Re-point the project: render its version and the new one from this "
+                     "git URL or local git repository (a fork, a mirror), or 'bundled' (the "
+                     "released versions this newstack carries), and record it."),
+    ] = None,
 ) -> None:
     """Update a project to the template's latest version (copier update), keeping your edits.
-    Shows what changed; conflicts are left as markers or .rej files and exit 1."""
+    newstack's own template comes from the versions the installed newstack carries (no
+    network). Shows what changed; conflicts are left as markers or .rej files and exit 1."""
+    from .render import BUNDLED
     from .update import update as run_update
 
-    outcome = run_update(path, data or [], conflict, vcs_ref, pretend)
-    versions = (f"template {outcome.version_before} -> {outcome.version_after}"
-                if outcome.version_before != outcome.version_after
-                else f"template {outcome.version_after}, answers changed")
+    outcome = run_update(path, data or [], conflict, vcs_ref, pretend, template)
+    source = (f"the versions newstack {__version__} carries" if outcome.source == BUNDLED
+              else outcome.source)
+    if outcome.version_before != outcome.version_after:
+        versions = f"template {outcome.version_before} -> {outcome.version_after}"
+    else:
+        versions = f"template {outcome.version_after}, " + (
+            "answers changed" if data else "no newer version")
+    versions += f" (from {source})"
     if pretend:
         print(f"{path.absolute()}: {versions}; {len(outcome.changed)} files would change "
               "(--pretend: nothing was changed):")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from . import REPOSITORY, __version__, naming
+from . import REPOSITORY, __version__, bundle, naming
 from .copier_yml import Context, stack_context
 from .errors import Interrupted, NewstackError, UsageError
 from .interrupts import HANDLER, Staging, check_destination, deferred
@@ -42,6 +42,10 @@ from .stacks import (
 )
 
 PACKAGED_TEMPLATE = Path(__file__).parent / "template"  # where the wheel carries it
+PACKAGED_BUNDLE = PACKAGED_TEMPLATE / bundle.NAME
+# `--template bundled`: the released versions the installed newstack carries, recorded as
+# REPOSITORY (their published home), which `newstack update` reads from the bundle again.
+BUNDLED = "bundled"
 CHECKOUT_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_ROOT = PACKAGED_TEMPLATE if PACKAGED_TEMPLATE.is_dir() else CHECKOUT_ROOT
 EXAMPLES = CHECKOUT_ROOT / "examples"
@@ -143,12 +147,16 @@ def read_answers(project: Path) -> Answers:
 
 @contextmanager
 def copier_source(source: str | None = None) -> Iterator[str | Path]:
-    """`source` if given, else the packaged template as a plain directory. In a git checkout
-    copier would clone the repo and warn about uncommitted changes: the checkout is used as
-    it is if fast_copier can tell copier it is a plain directory, else a copy of just the
-    template files."""
+    """`source` if given (BUNDLED: the installed newstack's released versions), else the
+    packaged template as a plain directory. In a git checkout copier would clone the repo and
+    warn about uncommitted changes: the checkout is used as it is if fast_copier can tell copier
+    it is a plain directory, else a copy of just the template files."""
     from .fast_copier import renders_in_place
 
+    if source == BUNDLED:
+        with bundled_template() as versions:
+            yield versions
+        return
     if source is not None:
         yield source
         return
@@ -168,35 +176,85 @@ def copier_source(source: str | None = None) -> Iterator[str | Path]:
                 shutil.rmtree(tmp, ignore_errors=True)
 
 
-def template_source(template: str) -> str:
-    """`--template` as copier should record it: a git URL as given, a local git repository as
-    an absolute path (a relative one, or a plain directory, breaks `copier update` later)."""
+@contextmanager
+def bundled_template() -> Iterator[Path]:
+    """The git bundle of the template's released versions: the wheel's (built with it by
+    hatch_build.py), or, running from a checkout, one built from it now."""
+    if PACKAGED_BUNDLE.is_file():
+        yield PACKAGED_BUNDLE
+        return
+    with tempfile.TemporaryDirectory(prefix="newstack-bundle-") as tmp:
+        try:
+            bundle.build(CHECKOUT_ROOT, Path(tmp, bundle.NAME))
+        except bundle.BundleError as error:
+            raise NewstackError(f"cannot bundle the template of {CHECKOUT_ROOT}: "
+                                f"{error}") from error
+        yield Path(tmp, bundle.NAME)
+
+
+def template_source(template: str, vcs_ref: str | None = None,
+                    what: str = "--template") -> str:
+    """`--template` as copier should record it: BUNDLED as is, a git URL as given, a local git
+    repository or bundle file as an absolute path (a relative one, or a plain directory, breaks
+    `copier update` later). A local repository with uncommitted changes is refused when its
+    HEAD would be rendered: copier would render the changes and record a commit that exists
+    nowhere."""
+    if template == BUNDLED:
+        return template
     path = Path(template).expanduser()
     if not path.exists():
         if "://" in template or template.startswith(("git@", "gh:", "gl:")):
             return template
-        raise UsageError(f"--template {template}: no such directory, and not a git URL")
+        raise UsageError(f"{what} {template}: no such directory, and not a git URL "
+                         f"(or {BUNDLED}: the installed newstack's released versions)")
+    if path.is_file() and git_output(path.parent, "bundle", "list-heads", str(path.resolve())):
+        return str(path.resolve())  # a git bundle: copier clones it like a repository
     inside = subprocess.run(["git", "-C", str(path), "rev-parse", "--show-toplevel"],
                             capture_output=True, check=False, text=True)
     if inside.returncode != 0 or Path(inside.stdout.strip()).resolve() != path.resolve():
-        raise UsageError(f"--template {template} is not the root of a git repository; "
-                         "`copier update` needs the template's tagged history")
+        raise UsageError(f"{what} {template} is not the root of a git repository (nor a "
+                         "git bundle); `copier update` needs the template's tagged history")
+    if renders_head(path, vcs_ref) and git_output(path, "status", "--porcelain"):
+        raise UsageError(f"{what} {template} has uncommitted changes and no vX.Y.Z tag to "
+                         "render instead: commit them first (copier would record a commit that "
+                         "exists nowhere), or pass --vcs-ref TAG")
     return str(path.resolve())
+
+
+def git_output(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=False,
+                          text=True).stdout.strip()
+
+
+def renders_head(repo: Path, vcs_ref: str | None) -> bool:
+    """Whether copier renders the working tree of `repo` (where it takes in uncommitted
+    changes): at --vcs-ref HEAD, or by default when no tag is a release version."""
+    if vcs_ref is not None:
+        return vcs_ref == "HEAD"
+    from packaging.version import InvalidVersion, Version
+
+    for tag in git_output(repo, "tag", "--list").split():
+        try:
+            if not Version(tag).is_prerelease:
+                return False
+        except InvalidVersion:
+            continue
+    return True
 
 
 def generate(answers: Answers, dest: Path, interactive: bool = False,
              template: str | None = None, vcs_ref: str | None = None) -> Path:
     """Render `answers` into `dest`, all or nothing (see Staging). Returns the destination.
 
-    `template` (a git URL or local git repository, at `vcs_ref`, by default its latest tag)
-    replaces the packaged template; copier records it as the project's source."""
+    `template` (a git URL or local git repository, at `vcs_ref`, by default its latest tag;
+    or BUNDLED) replaces the packaged template; copier records it as the project's source."""
     staging = Staging(dest.absolute())
     try:
         answers.validate()
         if vcs_ref is not None and template is None:
-            raise UsageError("--vcs-ref applies to a --template only (the packaged template "
-                             "has one version)")
-        source = template_source(template) if template is not None else None
+            raise UsageError(f"--vcs-ref applies to a --template only (--template {BUNDLED} "
+                             "for the installed newstack's released versions)")
+        source = template_source(template, vcs_ref) if template is not None else None
         check_destination(staging.dest)
         from .fast_copier import import_copier
 
@@ -204,7 +262,7 @@ def generate(answers: Answers, dest: Path, interactive: bool = False,
         with staging as project:
             with copier_source(source) as src:  # its copy is gone before the move
                 run_copier(src, project, answers, interactive, vcs_ref, plain=source is None)
-            if source is None:
+            if source in (None, BUNDLED):
                 record_source(project)
             staging.commit()
     except BaseException as error:
@@ -247,13 +305,16 @@ def failure(error: BaseException, staging: Staging) -> BaseException:
 
 
 def record_source(project: Path) -> None:
-    """copier recorded the temporary copy it rendered from: record the published template at
-    this version's tag instead, which is where `copier update` finds this template later."""
+    """copier recorded the temporary copy (or bundle) it rendered from: record the published
+    template instead, at this version's tag if copier recorded none (a plain directory). The
+    installed newstack carries that tag in its bundle, where `newstack update` finds it."""
     answers = project / ".copier-answers.yml"
-    lines = [
-        line if not line.startswith("_src_path:") else f"_commit: v{__version__}\n_src_path: {REPOSITORY}"
-        for line in answers.read_text().splitlines()
-    ]
+    lines = answers.read_text().splitlines()
+    recorded = any(line.startswith("_commit:") for line in lines)
+    commit = [] if recorded else [f"_commit: v{__version__}"]
+    lines = [new for line in lines
+             for new in ([*commit, f"_src_path: {REPOSITORY}"] if line.startswith("_src_path:")
+                         else [line])]
     answers.write_text("\n".join(lines) + "\n")
 
 
