@@ -38,6 +38,9 @@ SQLALCHEMY = ("sqlalchemy>=2.0", "alembic>=1.16", PSYCOPG)
 SQLALCHEMY_ASYNC = ("sqlalchemy[asyncio]>=2.0", "alembic>=1.16", "aiosqlite>=0.20", PSYCOPG)
 # Django's ORM and migrations are its own; its connection pool (5.1+) is psycopg_pool's.
 PSYCOPG_POOL = "psycopg[binary,pool]>=3.2"
+# Reads .env (the README's "copy .env.example to .env") in every entry point, the environment
+# winning over the file, as docker's --env-file and Flask's CLI do; without it only docker read it.
+DOTENV = "python-dotenv>=1.0"
 
 
 def fill_package(text: str, package: str) -> str:
@@ -392,8 +395,8 @@ DJANGO_MIGRATE = ("python manage.py migrate", ("manage.py",))
 
 DJANGO_SETUP = (
     SetupStep("python manage.py collectstatic --noinput", ("manage.py",),
-              "Static files are collected at build time with a throw-away key: no secret is "
-              "baked in."),
+              "Static files are collected at build time, without the secret key (it needs none, "
+              "and none is baked in)."),
 )
 
 STACKS = (
@@ -403,7 +406,7 @@ STACKS = (
         app="{package}.main:app",
         dev_command="uvicorn {package}.main:app --reload",
         dev_bind="--host {host} --port {port}",
-        packages=("fastapi>=0.115", UVICORN, "jinja2>=3.1", *SQLALCHEMY_ASYNC),
+        packages=("fastapi>=0.115", UVICORN, "jinja2>=3.1", *SQLALCHEMY_ASYNC, DOTENV),
         prod_packages=(),
         test_packages=("pytest>=8", "httpx2>=2"),  # starlette 1.x testclient: httpx is deprecated
         secret_env="",
@@ -426,7 +429,7 @@ STACKS = (
         app="{package}:create_app()",
         dev_command="flask --app {package} run --debug",
         dev_bind="--host {host} --port {port}",
-        packages=("flask>=3.1", *SQLALCHEMY),
+        packages=("flask>=3.1", *SQLALCHEMY, DOTENV),
         prod_packages=(),
         test_packages=("pytest>=8",),
         secret_env="FLASK_SECRET_KEY",
@@ -448,7 +451,7 @@ STACKS = (
         app="{package}.wsgi:application",
         dev_command="python manage.py runserver",
         dev_bind="{host}:{port}",
-        packages=("django>=5.2", PSYCOPG_POOL),
+        packages=("django>=5.2", PSYCOPG_POOL, DOTENV),
         prod_packages=("whitenoise>=6.8",),
         test_packages=("pytest>=8",),
         secret_env="DJANGO_SECRET_KEY",
@@ -472,7 +475,8 @@ STACKS = (
         dev_command="uvicorn {package}.asgi:application --reload",
         dev_bind="--host {host} --port {port}",
         # asgiref (Django's own dependency): sync_to_async, imported by the project
-        packages=("django>=5.2", "channels>=4.2", UVICORN, PSYCOPG_POOL, "asgiref>=3.8"),
+        packages=("django>=5.2", "channels>=4.2", UVICORN, PSYCOPG_POOL, "asgiref>=3.8",
+                  DOTENV),
         # servestatic: WhiteNoise's async fork; WhiteNoise buffers whole files under ASGI
         prod_packages=("servestatic>=3",),
         test_packages=("pytest>=8", "daphne>=4.1"),  # channels.testing imports daphne
