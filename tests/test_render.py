@@ -133,6 +133,22 @@ def test_generated_test_suite_passes_against_postgresql(projects, postgres, cid)
 
 
 @pytest.mark.parametrize("cid", COMBINATION_IDS)
+def test_mypy_passes_and_the_checks_are_in_the_test_extra(projects, tmp_path, cid):
+    """`mypy` as the project configures it (pyproject.toml), with ruff and mypy installed by its
+    test extra."""
+    import tomllib
+
+    pyproject = tomllib.loads((projects[cid] / "pyproject.toml").read_text())
+    extra = {re.split(r"[<>=\[]", dependency)[0]
+             for dependency in pyproject["project"]["optional-dependencies"]["test"]}
+    assert {"ruff", "mypy"} <= extra
+    result = run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "cache")],
+                 cwd=projects[cid])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "Success: no issues found" in result.stdout
+
+
+@pytest.mark.parametrize("cid", COMBINATION_IDS)
 def test_ruff_passes(projects, cid):
     result = run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=projects[cid])
     assert result.returncode == 0, result.stdout + result.stderr

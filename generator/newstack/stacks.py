@@ -41,6 +41,9 @@ PSYCOPG_POOL = "psycopg[binary,pool]>=3.2"
 # Reads .env (the README's "copy .env.example to .env") in every entry point, the environment
 # winning over the file, as docker's --env-file and Flask's CLI do; without it only docker read it.
 DOTENV = "python-dotenv>=1.0"
+# The project's own checks, in its test extra: `ruff check`, `ruff format --check`, `mypy`
+# (pyproject.toml configures them; tests/test_render.py runs them on every generated project).
+CHECKS = ("ruff>=0.9", "mypy>=1.15")
 
 
 def fill_package(text: str, package: str) -> str:
@@ -239,6 +242,7 @@ class WorkerClass:
     # A subclass of it that the project ships in {package}/workers.py and gunicorn.conf.py
     # names instead ("" when the class is used as it is).
     subclass: str = ""
+    untyped: tuple[str, ...] = ()  # see Stack.untyped
 
     @property
     def gunicorn_class(self) -> str:
@@ -268,6 +272,7 @@ WORKER_CLASSES = (
         # stops without dropping requests on kept-alive connections, enforces gunicorn's
         # request limits (uvicorn ignores them)
         subclass="{package}.workers.UvicornWorker",
+        untyped=("uvicorn_worker.*",),
     ),
     WorkerClass(
         "asgi",
@@ -322,6 +327,8 @@ class Stack:
     database: str = ""
     migrate: str = ""
     migrations: tuple[str, ...] = ()
+    # Modules it imports that ship no type hints: mypy takes what they give as Any (pyproject.toml)
+    untyped: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -408,7 +415,7 @@ STACKS = (
         dev_bind="--host {host} --port {port}",
         packages=("fastapi>=0.115", UVICORN, "jinja2>=3.1", *SQLALCHEMY_ASYNC, DOTENV),
         prod_packages=(),
-        test_packages=("pytest>=8", "httpx2>=2"),  # starlette 1.x testclient: httpx is deprecated
+        test_packages=("pytest>=8", "httpx2>=2", *CHECKS),  # starlette 1.x testclient: httpx is deprecated
         secret_env="",
         hosts_env="ALLOWED_HOSTS",
         seed_claim=SeedClaim(20_000, "Low"),
@@ -431,7 +438,7 @@ STACKS = (
         dev_bind="--host {host} --port {port}",
         packages=("flask>=3.1", *SQLALCHEMY, DOTENV),
         prod_packages=(),
-        test_packages=("pytest>=8",),
+        test_packages=("pytest>=8", *CHECKS),
         secret_env="FLASK_SECRET_KEY",
         hosts_env="FLASK_TRUSTED_HOSTS",
         env=DATABASE_ENV,
@@ -453,7 +460,7 @@ STACKS = (
         dev_bind="{host}:{port}",
         packages=("django>=5.2", PSYCOPG_POOL, DOTENV),
         prod_packages=("whitenoise>=6.8",),
-        test_packages=("pytest>=8",),
+        test_packages=("pytest>=8", *CHECKS),
         secret_env="DJANGO_SECRET_KEY",
         hosts_env="DJANGO_ALLOWED_HOSTS",
         debug_env="DJANGO_DEBUG=1",
@@ -464,6 +471,7 @@ STACKS = (
                     ("gunicorn", "{app}", "-c", "/dev/null", "--bind", "{host}:{port}")),),
         env=(*DJANGO_ENV, *DATABASE_ENV),
         prod_setup=DJANGO_SETUP,
+        untyped=("django.*",),
         database="{package}.db",
         migrate=DJANGO_MIGRATE[0],
         migrations=DJANGO_MIGRATE[1],
@@ -479,7 +487,7 @@ STACKS = (
                   DOTENV),
         # servestatic: WhiteNoise's async fork; WhiteNoise buffers whole files under ASGI
         prod_packages=("servestatic>=3",),
-        test_packages=("pytest>=8", "daphne>=4.1"),  # channels.testing imports daphne
+        test_packages=("pytest>=8", "daphne>=4.1", *CHECKS),  # channels.testing imports daphne
         secret_env="DJANGO_SECRET_KEY",
         hosts_env="DJANGO_ALLOWED_HOSTS",
         debug_env="DJANGO_DEBUG=1",
@@ -499,6 +507,7 @@ STACKS = (
             "process has its own."), *DATABASE_ENV),
         prod_setup=DJANGO_SETUP,
         no_lifespan="Django and Channels do not implement the lifespan protocol",
+        untyped=("django.*", "channels.*", "daphne.*", "servestatic.*"),
         database="{package}.db",
         migrate=DJANGO_MIGRATE[0],
         migrations=DJANGO_MIGRATE[1],

@@ -118,7 +118,7 @@ def test_lifespan_is_answered():
     from example.asgi import application
 
     async def start_and_stop():
-        inbox: asyncio.Queue = asyncio.Queue()
+        inbox = asyncio.Queue()
         sent = []
         for message in ("lifespan.startup", "lifespan.shutdown"):
             inbox.put_nowait({"type": message})

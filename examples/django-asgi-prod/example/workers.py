@@ -18,10 +18,14 @@ gunicorn.conf.py names this class; `worker_class = "uvicorn_worker.UvicornWorker
 these changes.
 """
 
+import socket
+
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn_worker import UvicornWorker as BaseWorker
 
-LINGER = 2.0  # seconds a stopping worker keeps an idle kept-alive connection open
+# seconds a stopping worker keeps an idle kept-alive connection open (whole: uvicorn's
+# timeout_keep_alive, which it bounds, is an int)
+LINGER = 2
 
 
 class HttpProtocol(HttpToolsProtocol):
@@ -101,5 +105,5 @@ class UvicornWorker(BaseWorker):
 
     def run(self) -> None:
         # see 3. above: the sockets gunicorn wraps, unwrapped
-        self.sockets = [getattr(listener, "sock", listener) for listener in self.sockets]
+        self.sockets: list[socket.socket] = [getattr(s, "sock", s) for s in self.sockets]
         super().run()
