@@ -98,6 +98,24 @@ def test_generated_test_suite_passes_with_deprecations_as_errors(projects, cid):
 
 
 DATABASE_IDS = [c.id for c in COMBINATIONS if c.stack.database]
+MANAGE_PY_IDS = [c.id for c in COMBINATIONS if "manage.py" in c.stack.migrations]
+
+
+@pytest.mark.parametrize("cid", MANAGE_PY_IDS)
+def test_manage_py_test_runs_the_test_suite(projects, cid):
+    """Django's usual command runs the project's tests (pytest's), not "Ran 0 tests ... OK"."""
+    result = run([sys.executable, "manage.py", "test"], cwd=projects[cid])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert re.search(r"\d+ passed", result.stdout) and "Ran 0 tests" not in result.stderr
+
+
+def test_manage_py_test_fails_when_a_test_fails(projects, tmp_path):
+    project = tmp_path / "shop"
+    shutil.copytree(projects[MANAGE_PY_IDS[0]], project,
+                    ignore=shutil.ignore_patterns("*.sqlite3", "staticfiles"))
+    (project / "tests" / "test_broken.py").write_text("def test_broken():\n    assert False\n")
+    result = run([sys.executable, "manage.py", "test", "tests/test_broken.py"], cwd=project)
+    assert result.returncode != 0 and "1 failed" in result.stdout, result.stdout[-2000:]
 
 
 @pytest.mark.parametrize("cid", DATABASE_IDS)
@@ -112,6 +130,22 @@ def test_generated_test_suite_passes_against_postgresql(projects, postgres, cid)
     tables = postgres.psql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM "
                            "pg_tables WHERE schemaname = 'public'", database=url.rsplit("/", 1)[1])
     assert "items" in tables.split(",")
+
+
+@pytest.mark.parametrize("cid", COMBINATION_IDS)
+def test_mypy_passes_and_the_checks_are_in_the_test_extra(projects, tmp_path, cid):
+    """`mypy` as the project configures it (pyproject.toml), with ruff and mypy installed by its
+    test extra."""
+    import tomllib
+
+    pyproject = tomllib.loads((projects[cid] / "pyproject.toml").read_text())
+    extra = {re.split(r"[<>=\[]", dependency)[0]
+             for dependency in pyproject["project"]["optional-dependencies"]["test"]}
+    assert {"ruff", "mypy"} <= extra
+    result = run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "cache")],
+                 cwd=projects[cid])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "Success: no issues found" in result.stdout
 
 
 @pytest.mark.parametrize("cid", COMBINATION_IDS)

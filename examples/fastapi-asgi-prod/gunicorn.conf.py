@@ -6,6 +6,14 @@ current directory). Every value can be set from the environment, as most platfor
 
 import os
 
+from dotenv import load_dotenv
+
+# Settings from a .env file in the working directory, if there is one, for every way in: the
+# servers, manage.py or the migrations, the tests. A variable already in the environment wins
+# over the file.
+load_dotenv(".env")
+
+
 
 def _cores() -> int:
     """CPUs this process may run on: a container's CPU set, not the host's count."""

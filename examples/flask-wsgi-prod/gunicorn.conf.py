@@ -7,6 +7,14 @@ current directory). Every value can be set from the environment, as most platfor
 import os
 import sys
 
+from dotenv import load_dotenv
+
+# Settings from a .env file in the working directory, if there is one, for every way in: the
+# servers, manage.py or the migrations, the tests. A variable already in the environment wins
+# over the file.
+load_dotenv(".env")
+
+
 # Refuse to start without the secret key: one line, before any worker boots.
 if not os.environ.get("FLASK_SECRET_KEY"):
     sys.exit("FLASK_SECRET_KEY is not set: set it to a long random value (see .env.example)")

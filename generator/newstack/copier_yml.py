@@ -74,6 +74,7 @@ class Context:
     migrate: str = ""  # the command that applies the migrations
     migrations: list[str] = field(default_factory=list)  # the files it needs
     worker_short: str = ""  # names the worker class's partials, templates/_shared/workers/NAME/
+    untyped: list[str] = field(default_factory=list)  # Stack.untyped, WorkerClass.untyped
 
     def filled(self, package: str) -> Context:
         """With `{package}` filled in, as copier fills it in copier.yml's `stack`."""
@@ -114,6 +115,7 @@ def stack_context(stack: Stack, target: Target, server: Server | None = None,
         database=stack.database,
         migrate=stack.migrate,
         migrations=list(stack.migrations),
+        untyped=list(stack.untyped),
     )
     if target.debug_env_in_dev_command:
         context = replace(context, dev_command=" ".join(filter(None, (stack.debug_env,
@@ -142,6 +144,7 @@ def stack_context(stack: Stack, target: Target, server: Server | None = None,
             default_worker=worker == stack.worker_classes[0],
             cluster_workers=worker.cluster_workers,
             worker_short=worker.short,
+            untyped=[*context.untyped, *worker.untyped],
         )
     return context
 

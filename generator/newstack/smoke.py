@@ -38,7 +38,13 @@ PROXY_LINES = "".join(f"{name}: {value}\r\n" for name, value in PROXY_HEADERS.it
 
 
 # Every probe, in the order they run and are reported.
-PROBES = ("install", "setup", "start", "page", "json", "db", "ws", "sse", "workers", "sigterm")
+PROBES = ("install", "setup", "start", "page", "json", "db", "ws", "sse", "workers", "sigterm",
+          "log")
+# Lines no start, request or stop of a generated server may log: tracebacks, errors, and what
+# servers say when the application lacks something (a route, the lifespan protocol).
+LOG_ERRORS = re.compile(r"Traceback \(most recent call last\)|\[ERROR\]|^ERROR:|Error while "
+                        r"closing socket|'lifespan' protocol appears unsupported|Not Found: ",
+                        re.MULTILINE)
 
 
 class SmokeError(Exception):
@@ -221,6 +227,32 @@ def check_page(client: httpx.Client) -> None:
     expect(kind.startswith("text/css"), f"{link.group(1)} is {kind!r}, not text/css")
 
 
+    icon = client.get("/favicon.ico")  # every browser asks for it
+    kind = icon.headers.get("content-type", "")
+    expect(icon.status_code == 200 and kind.startswith("image/"),
+           f"/favicon.ico answered {icon.status_code} {kind!r}, not an image")
+
+
+def check_head(port: int, headers: bytes) -> None:
+    """HEAD / is answered 200 with no body. Over a raw socket: a client library drops a body
+    sent to HEAD, or reads it as the next response."""
+    request = b"HEAD / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n" + headers + b"\r\n"
+    with socket.create_connection((HOST, port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].decode(errors="replace")
+    expect(status.split()[1:2] == ["200"], f"HEAD / answered {status!r}")
+    expect(body == b"", f"HEAD / answered with a body of {len(body)} bytes")
+
+
+def check_log(server: Server) -> None:
+    found = LOG_ERRORS.search(server.log.read_text(errors="replace"))
+    expect(found is None, f"the log says {found and found.group(0)!r}: {server.log_tail(5)}")
+
+
 def check_json(client: httpx.Client) -> None:
     response = client.get("/api/hello")
     expect(response.status_code == 200, f"/api/hello answered {response.status_code}")
@@ -348,7 +380,13 @@ def _smoke_server(project: Path, combination: Combination, which: str, bin_dir: 
             return
         with httpx.Client(base_url=f"http://{HOST}:{port}", headers=headers, timeout=10,
                           trust_env=False) as client:
-            probe(result.probes, "page", lambda: check_page(client))
+            lines = PROXY_LINES if prod else b""
+
+            def check_pages() -> None:
+                check_page(client)
+                check_head(port, lines)
+
+            probe(result.probes, "page", check_pages)
             probe(result.probes, "json", lambda: check_json(client))
             if combination.stack.database:
                 probe(result.probes, "db", lambda: check_database(client))
@@ -360,6 +398,7 @@ def _smoke_server(project: Path, combination: Combination, which: str, bin_dir: 
             probe(result.probes, "workers", lambda: check_workers(server, settings, expected))
         timeout = settings.get("graceful_timeout") or DEV_STOP_TIMEOUT
         result.probes["sigterm"] = server.stop(whole_group=not prod, timeout=timeout + 5)
+        probe(result.probes, "log", lambda: check_log(server))
     finally:
         server.kill()
 

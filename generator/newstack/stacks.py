@@ -38,6 +38,12 @@ SQLALCHEMY = ("sqlalchemy>=2.0", "alembic>=1.16", PSYCOPG)
 SQLALCHEMY_ASYNC = ("sqlalchemy[asyncio]>=2.0", "alembic>=1.16", "aiosqlite>=0.20", PSYCOPG)
 # Django's ORM and migrations are its own; its connection pool (5.1+) is psycopg_pool's.
 PSYCOPG_POOL = "psycopg[binary,pool]>=3.2"
+# Reads .env (the README's "copy .env.example to .env") in every entry point, the environment
+# winning over the file, as docker's --env-file and Flask's CLI do; without it only docker read it.
+DOTENV = "python-dotenv>=1.0"
+# The project's own checks, in its test extra: `ruff check`, `ruff format --check`, `mypy`
+# (pyproject.toml configures them; tests/test_render.py runs them on every generated project).
+CHECKS = ("ruff>=0.9", "mypy>=1.15")
 
 
 def fill_package(text: str, package: str) -> str:
@@ -236,6 +242,7 @@ class WorkerClass:
     # A subclass of it that the project ships in {package}/workers.py and gunicorn.conf.py
     # names instead ("" when the class is used as it is).
     subclass: str = ""
+    untyped: tuple[str, ...] = ()  # see Stack.untyped
 
     @property
     def gunicorn_class(self) -> str:
@@ -265,6 +272,7 @@ WORKER_CLASSES = (
         # stops without dropping requests on kept-alive connections, enforces gunicorn's
         # request limits (uvicorn ignores them)
         subclass="{package}.workers.UvicornWorker",
+        untyped=("uvicorn_worker.*",),
     ),
     WorkerClass(
         "asgi",
@@ -319,6 +327,8 @@ class Stack:
     database: str = ""
     migrate: str = ""
     migrations: tuple[str, ...] = ()
+    # Modules it imports that ship no type hints: mypy takes what they give as Any (pyproject.toml)
+    untyped: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -396,8 +406,8 @@ DJANGO_MIGRATE = ("python manage.py migrate", ("manage.py",))
 
 DJANGO_SETUP = (
     SetupStep("python manage.py collectstatic --noinput", ("manage.py",),
-              "Static files are collected at build time with a throw-away key: no secret is "
-              "baked in."),
+              "Static files are collected at build time, without the secret key (it needs none, "
+              "and none is baked in)."),
 )
 
 STACKS = (
@@ -407,9 +417,9 @@ STACKS = (
         app="{package}.main:app",
         dev_command="uvicorn {package}.main:app --reload",
         dev_bind="--host {host} --port {port}",
-        packages=("fastapi>=0.115", UVICORN, "jinja2>=3.1", *SQLALCHEMY_ASYNC),
+        packages=("fastapi>=0.115", UVICORN, "jinja2>=3.1", *SQLALCHEMY_ASYNC, DOTENV),
         prod_packages=(),
-        test_packages=("pytest>=8", "httpx2>=2"),  # starlette 1.x testclient: httpx is deprecated
+        test_packages=("pytest>=8", "httpx2>=2", *CHECKS),  # starlette 1.x testclient: httpx is deprecated
         secret_env="",
         hosts_env="ALLOWED_HOSTS",
         seed_claim=SeedClaim(20_000, "Low"),
@@ -430,9 +440,9 @@ STACKS = (
         app="{package}:create_app()",
         dev_command="flask --app {package} run --debug",
         dev_bind="--host {host} --port {port}",
-        packages=("flask>=3.1", *SQLALCHEMY),
+        packages=("flask>=3.1", *SQLALCHEMY, DOTENV),
         prod_packages=(),
-        test_packages=("pytest>=8",),
+        test_packages=("pytest>=8", *CHECKS),
         secret_env="FLASK_SECRET_KEY",
         hosts_env="FLASK_TRUSTED_HOSTS",
         env=DATABASE_ENV,
@@ -452,9 +462,9 @@ STACKS = (
         app="{package}.wsgi:application",
         dev_command="python manage.py runserver",
         dev_bind="{host}:{port}",
-        packages=("django>=5.2", PSYCOPG_POOL),
+        packages=("django>=5.2", PSYCOPG_POOL, DOTENV),
         prod_packages=("whitenoise>=6.8",),
-        test_packages=("pytest>=8",),
+        test_packages=("pytest>=8", *CHECKS),
         secret_env="DJANGO_SECRET_KEY",
         hosts_env="DJANGO_ALLOWED_HOSTS",
         debug_env="DJANGO_DEBUG=1",
@@ -465,6 +475,7 @@ STACKS = (
                     ("gunicorn", "{app}", "-c", "/dev/null", "--bind", "{host}:{port}")),),
         env=(*DJANGO_ENV, *DATABASE_ENV),
         prod_setup=DJANGO_SETUP,
+        untyped=("django.*",),
         database="{package}.db",
         migrate=DJANGO_MIGRATE[0],
         migrations=DJANGO_MIGRATE[1],
@@ -476,10 +487,11 @@ STACKS = (
         dev_command="uvicorn {package}.asgi:application --reload",
         dev_bind="--host {host} --port {port}",
         # asgiref (Django's own dependency): sync_to_async, imported by the project
-        packages=("django>=5.2", "channels>=4.2", UVICORN, PSYCOPG_POOL, "asgiref>=3.8"),
+        packages=("django>=5.2", "channels>=4.2", UVICORN, PSYCOPG_POOL, "asgiref>=3.8",
+                  DOTENV),
         # servestatic: WhiteNoise's async fork; WhiteNoise buffers whole files under ASGI
         prod_packages=("servestatic>=3",),
-        test_packages=("pytest>=8", "daphne>=4.1"),  # channels.testing imports daphne
+        test_packages=("pytest>=8", "daphne>=4.1", *CHECKS),  # channels.testing imports daphne
         secret_env="DJANGO_SECRET_KEY",
         hosts_env="DJANGO_ALLOWED_HOSTS",
         debug_env="DJANGO_DEBUG=1",
@@ -499,6 +511,7 @@ STACKS = (
             "process has its own."), *DATABASE_ENV),
         prod_setup=DJANGO_SETUP,
         no_lifespan="Django and Channels do not implement the lifespan protocol",
+        untyped=("django.*", "channels.*", "daphne.*", "servestatic.*"),
         database="{package}.db",
         migrate=DJANGO_MIGRATE[0],
         migrations=DJANGO_MIGRATE[1],

@@ -44,9 +44,24 @@ from django.urls import path  # noqa: E402
 
 from .consumers import EchoConsumer  # noqa: E402
 
+
+async def lifespan(scope, receive, send):
+    """The lifespan protocol, answered: Django and Channels have none, and uvicorn, finding
+    none, logs "ASGI 'lifespan' protocol appears unsupported" at every start. There is nothing
+    to do at start or stop (the pool opens at the first query, closes at exit)."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 application = ProtocolTypeRouter(
     {
         "http": django_application,
+        "lifespan": lifespan,
         # Browsers send Origin; one not in ALLOWED_HOSTS (or none at all) is refused with 403.
         "websocket": AllowedHostsOriginValidator(
             URLRouter([path("ws/echo", EchoConsumer.as_asgi())])

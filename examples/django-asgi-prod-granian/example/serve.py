@@ -164,7 +164,8 @@ def drain_before_stopping() -> None:
             signal.signal(number, handler)
         return event
 
-    loop_signals.drains = sync_signals.drains = True
+    # marks on the functions: this module may be imported twice (as __main__ and by name)
+    loop_signals.drains = sync_signals.drains = True  # type: ignore[attr-defined]
     _signals.set_loop_signals, _signals.set_sync_signals = loop_signals, sync_signals
 
 

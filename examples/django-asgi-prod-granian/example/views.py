@@ -3,20 +3,28 @@
 
 import asyncio
 import json
+from pathlib import Path
 
-from django.http import HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 
 from . import db
 from .items import newest
 
 PROJECT = "example"
+# Browsers ask for /favicon.ico on their first visit: the icon, not a 404 in the log.
+FAVICON = (Path(__file__).parent / "static" / "favicon.svg").read_bytes()
 
 
 async def index(request):
     latest = await db.run(newest, 10)  # fetched here: the template must not query on the loop
     return render(request, "index.html", {"project": PROJECT, "protocol": "ASGI",
                                           "items": latest})
+
+
+async def favicon(request):
+    return HttpResponse(FAVICON, content_type="image/svg+xml",
+                        headers={"Cache-Control": "public, max-age=86400"})
 
 
 async def hello(request):

@@ -1,6 +1,9 @@
 """Every route of the application, in process."""
 
 import asyncio
+import os
+import subprocess
+import sys
 
 from channels.testing import WebsocketCommunicator
 from django.test import AsyncClient, Client
@@ -25,6 +28,22 @@ def test_stylesheet_is_served():
     response = get(href)
     assert response.status_code == 200
     assert response["content-type"].startswith("text/css")
+
+
+def test_favicon_is_an_icon():
+    response = get("/favicon.ico")
+    assert response.status_code == 200
+    assert response["content-type"] == "image/svg+xml"
+    assert response.content.startswith(b"<svg")
+
+
+def test_collectstatic_needs_no_secret_key(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SECRET_KEY"}
+    env.update(DJANGO_DEBUG="0", DJANGO_STATIC_ROOT=str(tmp_path))
+    done = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput"],
+                          env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "style.css").exists()
 
 
 def test_hello_is_json():
@@ -104,3 +123,23 @@ def test_websocket_from_a_foreign_origin_is_refused():
         return connected
 
     assert asyncio.run(connect()) is False
+
+
+def test_lifespan_is_answered():
+    """uvicorn logs "ASGI 'lifespan' protocol appears unsupported" when it is not."""
+    from example.asgi import application
+
+    async def start_and_stop():
+        inbox = asyncio.Queue()
+        sent = []
+        for message in ("lifespan.startup", "lifespan.shutdown"):
+            inbox.put_nowait({"type": message})
+
+        async def send(message):
+            sent.append(message["type"])
+
+        await application({"type": "lifespan", "asgi": {"version": "3.0"}}, inbox.get, send)
+        return sent
+
+    assert asyncio.run(start_and_stop()) == ["lifespan.startup.complete",
+                                             "lifespan.shutdown.complete"]

@@ -1,4 +1,9 @@
 """Every route of the application, in process."""
+
+import os
+import subprocess
+import sys
+
 from django.test import Client
 
 client = Client()
@@ -21,6 +26,22 @@ def test_stylesheet_is_served():
     response = get(href)
     assert response.status_code == 200
     assert response["content-type"].startswith("text/css")
+
+
+def test_favicon_is_an_icon():
+    response = get("/favicon.ico")
+    assert response.status_code == 200
+    assert response["content-type"] == "image/svg+xml"
+    assert response.content.startswith(b"<svg")
+
+
+def test_collectstatic_needs_no_secret_key(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SECRET_KEY"}
+    env.update(DJANGO_DEBUG="0", DJANGO_STATIC_ROOT=str(tmp_path))
+    done = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput"],
+                          env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "style.css").exists()
 
 
 def test_hello_is_json():

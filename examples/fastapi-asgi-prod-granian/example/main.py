@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import DBAPIError
@@ -92,10 +92,17 @@ async def database_unavailable(request: Request, error: Exception) -> JSONRespon
     return JSONResponse({"detail": "database unavailable"}, status_code=503)
 
 
-@app.get("/", response_class=HTMLResponse)
+# HEAD as well: uptime monitors and link checkers ask with it (FastAPI adds it to no route).
+@app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
 async def index(request: Request, session: items.Session) -> HTMLResponse:
     latest = await items.newest(session, 10)
     return templates.TemplateResponse(request, "index.html", {"project": PROJECT, "items": latest})
+
+
+@app.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> FileResponse:
+    """Browsers ask for it on their first visit: the icon, not a 404 in the log."""
+    return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
 
 
 @app.get("/api/hello")

@@ -18,6 +18,19 @@ def test_stylesheet_is_served(client):
     assert response.headers["content-type"].startswith("text/css")
 
 
+def test_index_answers_head_without_a_body(client):
+    response = client.head("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+
+
+def test_favicon_is_an_icon(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/svg+xml"
+    assert response.content.startswith(b"<svg")
+
+
 def test_hello_is_json(client):
     response = client.get("/api/hello")
     assert response.status_code == 200

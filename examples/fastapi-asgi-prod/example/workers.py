@@ -1,4 +1,4 @@
-"""The gunicorn worker class of example: uvicorn_worker.UvicornWorker, with two changes.
+"""The gunicorn worker class of example: uvicorn_worker.UvicornWorker, with three changes.
 
 1. A worker that stops drops no request. When a worker stops (SIGTERM, a reload with SIGHUP,
    max_requests recycling), uvicorn closes every idle kept-alive connection at once, although its
@@ -9,15 +9,23 @@
 2. gunicorn's request limits hold. uvicorn parses HTTP itself and ignores limit_request_line,
    limit_request_fields and limit_request_field_size: here a longer request target is answered
    414, and too many or too large header fields 431, as by gunicorn's own workers.
+3. A stop logs no error. uvloop, stopping, closes a listening socket's descriptor itself, then
+   calls close() on the object it was given: gunicorn's wrapper of the socket finds the
+   descriptor gone and logs "Error while closing socket [Errno 9] Bad file descriptor". Given the
+   socket itself, uvloop detaches it instead.
 
 gunicorn.conf.py names this class; `worker_class = "uvicorn_worker.UvicornWorker"` runs without
-both changes.
+these changes.
 """
+
+import socket
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn_worker import UvicornWorker as BaseWorker
 
-LINGER = 2.0  # seconds a stopping worker keeps an idle kept-alive connection open
+# seconds a stopping worker keeps an idle kept-alive connection open (whole: uvicorn's
+# timeout_keep_alive, which it bounds, is an int)
+LINGER = 2
 
 
 class HttpProtocol(HttpToolsProtocol):
@@ -94,3 +102,8 @@ class UvicornWorker(BaseWorker):
         HttpProtocol.limit_request_line = self.cfg.limit_request_line
         HttpProtocol.limit_request_fields = self.cfg.limit_request_fields
         HttpProtocol.limit_request_field_size = self.cfg.limit_request_field_size
+
+    def run(self) -> None:
+        # see 3. above: the sockets gunicorn wraps, unwrapped
+        self.sockets: list[socket.socket] = [getattr(s, "sock", s) for s in self.sockets]
+        super().run()

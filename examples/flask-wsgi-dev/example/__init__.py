@@ -6,9 +6,15 @@ The database is set up in db.py (DATABASE_URL), the example resource in items.py
 import os
 import secrets
 
+from dotenv import load_dotenv
 from flask import Flask, Response, jsonify, render_template, request
 
 from . import db, items
+
+# Settings from a .env file in the working directory, if there is one, for every way in: the
+# servers, manage.py or the migrations, the tests. A variable already in the environment wins
+# over the file.
+load_dotenv(".env")
 
 PROJECT = "example"
 # The headers browsers expect on every response: no MIME sniffing, no framing by other sites, no
@@ -53,6 +59,11 @@ def create_app(config: dict | None = None) -> Flask:
     @app.get("/")
     def index() -> str:
         return render_template("index.html", project=PROJECT, items=items.newest(10))
+
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        """Browsers ask for it on their first visit: the icon, not a 404 in the log."""
+        return app.send_static_file("favicon.svg")
 
     @app.get("/api/hello")
     def hello():

@@ -15,6 +15,13 @@ def test_stylesheet_is_served(client):
     assert response.mimetype == "text/css"
 
 
+def test_favicon_is_an_icon(client):
+    response = client.get("/favicon.ico", headers={"host": "localhost"})
+    assert response.status_code == 200
+    assert response.mimetype == "image/svg+xml"
+    assert response.data.startswith(b"<svg")
+
+
 def test_hello_is_json(client):
     response = client.get("/api/hello", headers={"host": "localhost"})
     assert response.status_code == 200

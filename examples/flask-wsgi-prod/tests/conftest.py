@@ -8,6 +8,7 @@ PostgreSQL tables emptied after each test.
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
@@ -60,12 +61,12 @@ def migrated(tmp_path_factory) -> str:
 
 
 @pytest.fixture(autouse=True)
-def database_url(migrated, tmp_path, monkeypatch) -> str:
+def database_url(migrated, tmp_path, monkeypatch) -> Iterator[str]:
     """This test's database, empty, named by DATABASE_URL (any app a test makes uses it)."""
     url = migrated
     if url.startswith("sqlite"):
         copy = tmp_path / "test.sqlite3"
-        shutil.copyfile(db.database_url(migrated).database, copy)
+        shutil.copyfile(str(db.database_url(migrated).database), copy)
         url = f"sqlite:///{copy}"
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.delenv("DB_POOL_SIZE", raising=False)
