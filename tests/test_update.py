@@ -253,6 +253,14 @@ def test_pretend_shows_what_would_change_and_changes_nothing(committed):
     assert status(committed) == "" and answers(committed)["_commit"] == "v0.1.0"
 
 
+def test_an_update_with_nothing_to_change_says_so(versioned_template, tmp_path):
+    project = create(tmp_path, versioned_template)  # already at the latest tag
+    result = newstack("update", str(project))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{project}: template v0.2.0; nothing changed\n"
+    assert status(project) == ""
+
+
 def test_update_refuses_a_dirty_working_tree(committed):
     (committed / "notes.txt").write_text("draft")
     try:

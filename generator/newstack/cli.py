@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import typer.core
 
 from . import __version__
 from .errors import Interrupted, NewstackError, UsageError
@@ -36,6 +38,21 @@ app = typer.Typer(
 )
 
 
+class _Command(typer.core.TyperCommand):
+    """A command that refuses an option given twice (click silently keeps the last)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+        seen: set[str | None] = set()
+        for param in order:
+            once = getattr(param, "param_type_name", "") == "option" and not param.multiple
+            if once and param.name in seen:
+                raise typer.BadParameter("given more than once; give it once", ctx,
+                                         param)  # type: ignore[arg-type]
+            seen.add(param.name)
+        return super().parse_args(ctx, args)
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"newstack {__version__}")
@@ -56,7 +73,7 @@ def _one_of(values: Iterable[str]) -> str:
     return "One of: " + ", ".join(values) + "."
 
 
-@app.command()
+@app.command(cls=_Command)
 def create(
     name: Annotated[str, typer.Argument(help="Project name; 'my-app' gives the package my_app.")],
     framework: Annotated[str | None, typer.Option(help=_one_of(FRAMEWORKS))] = None,
@@ -88,21 +105,42 @@ def create(
     """Create a project. Options not given are asked on a terminal, offering only valid choices."""
     from .render import Answers, generate, read_answers
 
-    asked = None not in (framework, protocol, target)
+    given = Answers.complete(name, framework, protocol, target, worker_class,
+                             fill_defaults=False, server=server)  # Flask's one protocol filled
+    given.validate()  # what was given is wrong before anything is missing
+    asked = None not in (given.framework, given.protocol, given.target)
     interactive = not asked and not defaults and sys.stdin.isatty() and sys.stdout.isatty()
     if not asked and not defaults and not interactive:
-        missing = [f"--{n}" for n, v in (("framework", framework), ("protocol", protocol),
-                                          ("target", target)) if v is None]
+        missing = [f"--{n}" for n in ("framework", "protocol", "target")
+                   if getattr(given, n) is None]
         raise UsageError(f"missing {', '.join(missing)} and no terminal to ask on; "
                          "give them or pass --defaults")
-    answers = Answers.complete(name, framework, protocol, target, worker_class,
+    answers = Answers.complete(name, given.framework, given.protocol, target, worker_class,
                                fill_defaults=not interactive, server=server)
     dest = generate(answers, output_dir / name, interactive=interactive, template=template,
                     vcs_ref=vcs_ref)
-    _print_next_steps(dest, read_answers(dest))
+    try:
+        _print_next_steps(dest, read_answers(dest))
+        sys.stdout.flush()
+    except OSError as error:  # stdout full or closed: the project is there all the same
+        _drop_stdout()
+        raise NewstackError(f"created {dest}, but could not print its next steps: "
+                            f"{error.strerror or error}") from error
 
 
-@app.command()
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so that the flush at exit does not fail a second time."""
+    import os
+
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, io.UnsupportedOperation):  # not a file (tests capture it)
+        pass
+
+
+@app.command(cls=_Command)
 def update(
     path: Annotated[Path, typer.Argument(help="The project (a clean git working tree).")] = Path(),
     data: Annotated[
@@ -127,10 +165,13 @@ def update(
     from .update import update as run_update
 
     outcome = run_update(path, data or [], conflict, vcs_ref, pretend)
-    versions = (f"template {outcome.version_before} -> {outcome.version_after}"
-                if outcome.version_before != outcome.version_after
-                else f"template {outcome.version_after}, answers changed")
-    if pretend:
+    if outcome.version_before != outcome.version_after:
+        versions = f"template {outcome.version_before} -> {outcome.version_after}"
+    else:
+        versions = f"template {outcome.version_after}" + (", answers changed" if data else "")
+    if not outcome.changed:
+        print(f"{path.absolute()}: {versions}; nothing {'would change' if pretend else 'changed'}")
+    elif pretend:
         print(f"{path.absolute()}: {versions}; {len(outcome.changed)} files would change "
               "(--pretend: nothing was changed):")
     else:
@@ -163,7 +204,7 @@ def _print_next_steps(dest: Path, answers: Answers) -> None:
     typer.echo("  python -m pytest  " + typer.style("# its tests", **dim))
 
 
-@app.command()
+@app.command(cls=_Command)
 def matrix(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the valid combinations as a CI matrix.")
@@ -180,26 +221,41 @@ def matrix(
 
     from .stacks import INVALID, invalid_reason
 
-    table = Table(title="newstack stacks", expand=False)
-    for column in ("framework / protocol", "dev command", "prod server", "prod command",
-                   "worker classes / interface"):
-        table.add_column(column)
+    columns = ("framework / protocol", "dev command", "prod server", "prod command",
+               "worker classes / interface")
+    rows = []
     for stack in STACKS:
         workers = ", ".join(w.name + (" (default)" if i == 0 else "")
                             for i, w in enumerate(stack.worker_classes))
         for i, server in enumerate(SERVER_ROWS):
-            table.add_row(stack.label if i == 0 else "", stack.dev_command if i == 0 else "",
-                          server.name + (" (default)" if i == 0 else ""),
-                          " ".join(server.prod_argv(stack)),
-                          workers if server.takes_worker_class else server.interface(stack))
+            rows.append((stack.label, stack.dev_command,
+                         server.name + (" (default)" if i == 0 else ""),
+                         " ".join(server.prod_argv(stack)),
+                         workers if server.takes_worker_class else server.interface(stack)))
     console = Console(soft_wrap=True)
+    table = Table(title="newstack stacks", expand=False)
+    for column in columns:
+        table.add_column(column)
+    for i, row in enumerate(rows):  # a stack's label and dev command on its first row only
+        table.add_row(*(row if i == 0 or rows[i - 1][0] != row[0] else ("", "", *row[2:])))
+    # A table cut to the width crops the commands (`{package}.ma…`), and a width of 0 (COLUMNS=0)
+    # prints nothing: piped, or where the table does not fit, one row per line, in full.
+    needed = sum(max(len(c) for c in column) + 3 for column in zip(columns, *rows)) + 1
+    if not console.is_terminal or needed > console.width:
+        print(" | ".join(columns))
+        for row in rows:
+            print(" | ".join(row))
+        print("{package} stands for the project's package name. Refused:")
+        for framework, protocol in INVALID:
+            print(f"  {invalid_reason(framework, protocol)}")
+        return
     console.print(table)
     console.print("{package} stands for the project's package name. Refused:")
     for framework, protocol in INVALID:
         console.print(f"  [red]{invalid_reason(framework, protocol)}[/]")
 
 
-@app.command()
+@app.command(cls=_Command)
 def smoke(
     combinations: Annotated[
         list[str] | None,
@@ -240,7 +296,7 @@ def smoke(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=_Command)
 def bench(
     combinations: Annotated[
         list[str] | None,

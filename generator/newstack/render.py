@@ -34,9 +34,11 @@ from .stacks import (
     WorkerClass,
     applies,
     check_choice,
+    default_framework,
     default_protocol,
     find_stack,
     find_worker_class,
+    protocols_of,
     server_row,
     target_row,
 )
@@ -62,8 +64,10 @@ class Answers:
     def complete(cls, name: str, framework: str | None, protocol: str | None,
                  target: str | None, worker_class: str | None, fill_defaults: bool,
                  server: str | None = None) -> Answers:
+        if protocol is None and len(protocols_of(framework or "")) == 1:
+            protocol = protocols_of(framework or "")[0]  # Flask: WSGI is its only choice
         if fill_defaults:  # only what was not given: an empty --target '' is refused, not filled
-            framework = FRAMEWORKS[0] if framework is None else framework
+            framework = default_framework(protocol) if framework is None else framework
             if protocol is None and framework in FRAMEWORKS:
                 protocol = default_protocol(framework)
             target = TARGETS[0] if target is None else target

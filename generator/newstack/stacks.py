@@ -658,3 +658,13 @@ def find_combination(combination_id: str) -> Combination:
 
 def default_protocol(framework: str) -> Protocol:
     return next(s.protocol for s in STACKS if s.framework == framework)
+
+
+def protocols_of(framework: str) -> tuple[Protocol, ...]:
+    """The protocols `framework` can serve (empty for an unknown framework)."""
+    return tuple(s.protocol for s in STACKS if s.framework == framework)
+
+
+def default_framework(protocol: str | None) -> Framework:
+    """The first framework that can serve `protocol` (any protocol: the first framework)."""
+    return next((s.framework for s in STACKS if protocol in (None, s.protocol)), FRAMEWORKS[0])
