@@ -196,6 +196,8 @@ def name_validator() -> str:
         "pattern": f"not ({name} | regex_search({_jinja_str(naming.PATTERN)}))",
         "keyword": f"{package} in {sorted(keyword.kwlist)}",
         "reserved": f"{package} in {sorted(naming.RESERVED)}",
+        "distribution": f"(project_name | lower | replace('_', '-')) in {sorted(naming.DISTRIBUTIONS)}",
+        "special": f"{package} in {list(naming.SPECIAL)}",
     }
     messages = {
         cond: naming.MESSAGES[rule]
