@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 import sys
 import time
 from collections.abc import Iterable
@@ -193,7 +194,7 @@ def _print_next_steps(dest: Path, answers: Answers) -> None:
     dim = {"dim": True}
     typer.echo(typer.style("Created", fg="green") + f" {dest} ({context.label}, "
                f"{resolved.target.name})")
-    typer.echo(f"  cd {dest}")
+    typer.echo(f"  cd {shlex.quote(str(dest))}")
     typer.echo('  python -m venv .venv && . .venv/bin/activate && pip install -e ".[test]"')
     if context.migrate:
         typer.echo(f"  {context.migrate}  " + typer.style("# the database", **dim))
