@@ -283,6 +283,7 @@ def smoke(
         raise UsageError("name combinations or pass --all (not both); "
                          f"combinations: {', '.join(c.id for c in COMBINATIONS)}")
     chosen = list(COMBINATIONS) if all_ else [find_combination(c) for c in combinations or []]
+    _check_output("--json", json_file)
     console = Console(stderr=True)
     began = time.monotonic()
     with console.status("starting") as status:
@@ -329,8 +330,9 @@ def bench(
               else [find_combination(c) for c in combinations or []])
     if not all(c.server for c in chosen):
         raise UsageError("bench measures prod combinations only (their production servers)")
-    if duration <= 0 or connections <= 0:
-        raise UsageError("--duration and --connections must be positive")
+    benching.check_options(duration, connections)
+    _check_output("--json", json_file)
+    _check_output("--plot", plot_file)
     with Console(stderr=True).status("starting") as status:
         run = benching.bench(chosen, duration, connections, tune,
                              step=lambda text: status.update(text), seed=seed)
@@ -339,6 +341,25 @@ def bench(
         json_file.write_text(benching.to_json(run))
     if plot_file:
         benching.plot(run, plot_file)
+    failed = [m for m in run.results if not m.ok]
+    if failed:
+        raise NewstackError(f"{len(failed)} of {len(run.results)} measurements failed; the "
+                            f"first, {failed[0].combination} {failed[0].variant}: "
+                            f"{failed[0].failure}")
+
+
+def _check_output(option: str, path: Path | None) -> None:
+    """Refuse, before hours of work, a file that cannot be written at the end."""
+    import os
+
+    if path is None:
+        return
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a directory; give a file name")
+    if not path.parent.is_dir():
+        raise UsageError(f"{option} {path}: no directory {path.parent}; create it first")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"{option} {path}: not writable here")
 
 
 def main() -> None:
