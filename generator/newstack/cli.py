@@ -120,8 +120,9 @@ def create(
                                fill_defaults=not interactive, server=server)
     dest = generate(answers, output_dir / name, interactive=interactive, template=template,
                     vcs_ref=vcs_ref)
+    recorded = read_answers(dest)
     try:
-        _print_next_steps(dest, read_answers(dest))
+        _print_next_steps(dest, recorded)
         sys.stdout.flush()
     except OSError as error:  # stdout full or closed: the project is there all the same
         _drop_stdout()
@@ -364,7 +365,7 @@ def _check_output(option: str, path: Path | None) -> None:
 
 def main() -> None:
     """Console entry point: errors become one line and an exit code, never a traceback
-    (unless --debug is given). SIGINT and SIGTERM unwind like Ctrl-C so that what is being
+    (unless --debug is given). SIGINT, SIGTERM, SIGHUP and SIGQUIT unwind like Ctrl-C so that what is being
     written is cleaned up, then exit 130 or 143 with one line."""
     from .interrupts import HANDLER
 

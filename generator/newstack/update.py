@@ -13,7 +13,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from .errors import Interrupted, NewstackError, UsageError
+from .errors import Interrupted, NewstackError, UsageError, command_failure
+from .interrupts import private_tempdir
 
 # The answers an update may change. framework, protocol and project_name shape the very code a
 # user has edited (another framework's files, a renamed package): a new project, not an update.
@@ -94,8 +95,10 @@ def apply(project: Path, data: dict[str, str], conflict: Conflict,
 
     before = recorded_version(project)
     try:
-        copier.run_update(project, data=data, defaults=True, overwrite=True, conflict=conflict,
-                          vcs_ref=vcs_ref, quiet=True, settings=copier.Settings())
+        with private_tempdir():  # copier's clones go, even when an interrupt cuts it short
+            copier.run_update(project, data=data, defaults=True, overwrite=True,
+                              conflict=conflict, vcs_ref=vcs_ref, quiet=True,
+                              settings=copier.Settings())
     except KeyboardInterrupt as error:
         raise Interrupted(signal.SIGINT, f"the update may be partial; {RESTORE}") from error
     except Interrupted as error:
@@ -104,11 +107,8 @@ def apply(project: Path, data: dict[str, str], conflict: Conflict,
     except UserMessageError as error:  # downgrade, missing version, ...
         raise UsageError(str(error).replace("\n", " ")) from error
     except Exception as error:  # a template that cannot be fetched, git failing, ...
-        lines = [line.strip(" |") for line in (getattr(error, "stderr", "") or str(error))
-                 .splitlines() if line.strip(" |")] or [repr(error)]
-        reason = next((line for line in lines if line.startswith("fatal:")), lines[-1])
-        raise NewstackError(f"the update failed: {reason} ({RESTORE} if anything "
-                            "changed)") from error
+        raise NewstackError(f"the update failed: {command_failure(error)} ({RESTORE} if "
+                            "anything changed)") from error
     changed = git(project, "status", "--short", "--untracked-files=all", "--",
                   ".").stdout.splitlines()
     unmerged = git(project, "diff", "--name-only", "--relative", "--diff-filter=U", "--",
