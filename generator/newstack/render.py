@@ -170,7 +170,8 @@ def read_answers(project: Path) -> Answers:
         if value is not None and not isinstance(value, str):
             raise UsageError(f"{path}: {key} is {value!r}, expected a name such as "
                              f"{getattr(Answers.of('shop', COMBINATIONS[-1]), key) or 'shop'}")
-    return Answers(**{k: recorded.get(k) for k in Answers.__dataclass_fields__})
+    values: dict[str, Any] = {k: recorded.get(k) for k in Answers.__dataclass_fields__}
+    return Answers(**values)
 
 
 @contextmanager
