@@ -73,9 +73,9 @@ def test_pyproject_declares_what_the_project_imports(projects, cid):
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 imports.add(node.module.split(".")[0])
     third_party = imports - set(sys.stdlib_module_names) - {"shop"}
-    # starlette and pydantic come with fastapi
+    # starlette and pydantic come with fastapi, asgiref with django
     distribution = {"starlette": "fastapi", "pydantic": "fastapi", "flask": "flask",
-                    "uvicorn_worker": "uvicorn-worker"}
+                    "uvicorn_worker": "uvicorn-worker", "asgiref": "django"}
     for module in third_party:
         assert distribution.get(module, module) in declared, f"{module} is imported, not declared"
     combination = find_combination(cid)
