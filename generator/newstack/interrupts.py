@@ -112,11 +112,12 @@ def private_tempdir() -> Iterator[Path]:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def in_tempdir(error: OSError) -> bool:
-    """Whether `error` is about a file in the temporary directory (TMPDIR full, ...)."""
-    files = [f for f in (error.filename, error.filename2) if f]
-    top = Path(tempfile.gettempdir()).resolve()
-    return any(Path(os.fsdecode(f)).resolve().is_relative_to(top) for f in files)
+def in_tempdir(error: OSError, dest: Path) -> bool:
+    """Whether `error` is about a file in the temporary directory (TMPDIR full, ...), not in
+    the directory `dest` is staged in (which may well be under TMPDIR itself)."""
+    top, beside = Path(tempfile.gettempdir()).resolve(), dest.parent.resolve()
+    files = [Path(os.fsdecode(f)).resolve() for f in (error.filename, error.filename2) if f]
+    return any(f.is_relative_to(top) and not f.is_relative_to(beside) for f in files)
 
 
 class DestinationError(UsageError):

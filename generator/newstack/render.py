@@ -281,7 +281,7 @@ def failure(error: BaseException, staging: Staging) -> BaseException:
         return interrupted
     if interrupted:  # hidden by an error on the way out (a directory not removable, ...)
         return Interrupted(interrupted.signum, staging.outcome)
-    if isinstance(error, OSError) and in_tempdir(error):  # TMPDIR full: not the destination
+    if isinstance(error, OSError) and in_tempdir(error, staging.dest):  # TMPDIR full: not the destination
         return NewstackError(f"could not write a temporary file in {tempfile.gettempdir()}: "
                              f"{error.strerror or error} (set TMPDIR to a directory with room; "
                              f"{staging.outcome})")
