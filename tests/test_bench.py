@@ -6,6 +6,7 @@ import json
 import os
 import random
 import sys
+import time
 
 import pytest
 
@@ -168,3 +169,52 @@ def test_io_on_sqlite_is_refused_before_anything_runs():
     result = newstack("bench", "flask-wsgi-prod", "--workload", "io", "--database", "sqlite")
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "--workload io needs --database postgresql" in result.stderr
+
+
+BAD_OPTIONS = [
+    (["--duration", "nan"], "--duration nan: give the seconds of load"),
+    (["--duration", "inf"], "--duration inf: give the seconds of load"),
+    (["--duration", "1e300"], "--duration 1e+300: give the seconds of load"),
+    (["--duration", "0"], "--duration 0: give the seconds of load"),
+    (["--connections", "30000"], "--connections 30000: give 1 to"),
+    (["--connections", "0"], "--connections 0: give 1 to"),
+    (["--json", "{tmp}/missing/bench.json"], "no directory {tmp}/missing; create it first"),
+    (["--plot", "{tmp}"], "is a directory; give a file name"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_OPTIONS, ids=[a[1] for a, _ in BAD_OPTIONS])
+def test_bad_options_are_refused_before_anything_runs(tmp_path, args, message):
+    """nan ran every measurement and exited 0; inf and 1e300 overflowed after generating the
+    projects; a --json into a missing directory failed after the whole run."""
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    began = time.monotonic()
+    result = newstack("bench", "flask-wsgi-prod", *args, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert message.replace("{tmp}", str(tmp_path)) in result.stderr, result.stderr
+    assert time.monotonic() - began < 20  # refused up front: no project generated, no wrk
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_smoke_json_into_a_missing_directory_is_refused_first(tmp_path):
+    result = newstack("smoke", "flask-wsgi-dev", "--json", str(tmp_path / "no" / "r.json"),
+                      timeout=60)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "create it first" in result.stderr
+
+
+def test_a_run_whose_measurements_failed_exits_non_zero(monkeypatch, tmp_path):
+    from .bad_input import run_main
+
+    failed = bench.Measurement("flask-wsgi-prod", bench.DEFAULT.name, "gunicorn",
+                               failure="no request was answered in 3 s (12 socket errors)")
+    run = bench.Run([failed], 3.0, 64, 2, 0, (0.0, 0.0, 0.0))
+    monkeypatch.setattr(bench, "bench", lambda *args, **kwargs: run)
+    monkeypatch.setattr(bench, "report", lambda run: None)
+    out = tmp_path / "bench.json"
+    code, _, err = run_main("bench", "flask-wsgi-prod", "--json", str(out))
+    assert code == 1
+    assert err == ("newstack: error: 1 of 1 measurements failed; the first, flask-wsgi-prod "
+                   f"{bench.DEFAULT.name}: no request was answered in 3 s (12 socket errors)\n")
+    assert json.loads(out.read_text())["results"][0]["failure"]  # written all the same

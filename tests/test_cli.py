@@ -85,6 +85,55 @@ def test_missing_options_without_a_terminal_is_refused(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(("protocol", "framework"), [("wsgi", "flask"), ("asgi", "fastapi")])
+def test_a_protocol_with_defaults_picks_a_framework_that_serves_it(tmp_path, protocol, framework):
+    result = newstack("create", "svc", "--protocol", protocol, "--defaults",
+                      "--output-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    answers = (tmp_path / "svc" / ".copier-answers.yml").read_text()
+    assert f"framework: {framework}" in answers and f"protocol: {protocol}" in answers
+
+
+def test_without_a_terminal_an_invalid_pair_is_reported_before_what_is_missing(tmp_path):
+    result = newstack("create", "svc", "--framework", "fastapi", "--protocol", "wsgi",
+                      "--output-dir", str(tmp_path), input="")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "FastAPI/WSGI is not valid" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_readme_s_granian_command_runs_without_a_terminal(tmp_path):
+    # Flask has one protocol: --protocol is not missing (README: create shop ... --server granian)
+    result = newstack("create", "shop", "--framework", "flask", "--target", "prod", "--server",
+                      "granian", "--output-dir", str(tmp_path), input="")
+    assert result.returncode == 0, result.stderr
+    answers = (tmp_path / "shop" / ".copier-answers.yml").read_text()
+    assert "protocol: wsgi" in answers and "server: granian" in answers
+
+
+@pytest.mark.parametrize("args", [
+    ["--framework", "flask", "--framework", "django", "--target", "dev"],
+    ["--defaults", "--defaults"],
+    ["--defaults", "--target=dev", "--target", "prod"],
+])
+def test_an_option_given_twice_is_refused(tmp_path, args):
+    result = newstack("create", "svc", "--output-dir", str(tmp_path), *args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "given more than once" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failure_to_print_after_creating_says_the_project_was_made(tmp_path):
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([*NEWSTACK, "create", "svc", "--defaults", "--output-dir",
+                                 str(tmp_path)], stdout=full, stderr=subprocess.PIPE, text=True,
+                                timeout=120, check=False)
+    assert result.returncode == 1
+    assert result.stderr == (f"newstack: error: created {tmp_path / 'svc'}, but could not print "
+                             "its next steps: No space left on device\n")
+    assert (tmp_path / "svc" / "pyproject.toml").is_file()
+
+
 REFUSED = [
     (["--framework", "fastapi", "--protocol", "wsgi", "--target", "dev"], "FastAPI is ASGI-only"),
     (["--framework", "flask", "--protocol", "asgi", "--target", "prod"], "Flask is WSGI-only"),
@@ -156,6 +205,17 @@ def test_matrix_shows_commands_and_refusals():
     assert result.stdout.count("is not valid") == len(INVALID)
 
 
+@pytest.mark.parametrize("columns", ["80", "0"])
+def test_matrix_piped_prints_every_command_in_full(columns):
+    result = newstack("matrix", env={"COLUMNS": columns})
+    assert result.returncode == 0
+    rows = result.stdout.splitlines()
+    assert "…" not in result.stdout
+    assert "Flask / WSGI | flask --app {package} run --debug | gunicorn (default) | " \
+           "gunicorn {package}:create_app() -c gunicorn.conf.py | gthread (default), sync" in rows
+    assert result.stdout.count("is not valid") == len(INVALID)
+
+
 def drive_questionnaire(tmp_path, *options: str) -> str:
     """Run `newstack create shop OPTIONS` on a pseudo-terminal, accepting each default with
     Enter; return what it showed."""
@@ -191,21 +251,28 @@ def drive_questionnaire(tmp_path, *options: str) -> str:
 
 
 def test_on_a_terminal_it_asks_offering_only_valid_choices(tmp_path):
+    text = drive_questionnaire(tmp_path)
+    assert "Server protocol" in text  # asked: the framework, asked first, has two
+    answers = (tmp_path / "shop" / ".copier-answers.yml").read_text()
+    assert "protocol: asgi" in answers and "target: dev" in answers
+    assert "Production server" not in text  # dev: no server to choose
+
+
+def test_on_a_terminal_flask_is_not_asked_its_protocol(tmp_path):
     text = drive_questionnaire(tmp_path, "--framework", "flask")
-    assert "Flask/ASGI is not valid" in text  # shown, but not selectable
+    assert "Server protocol" not in text  # WSGI is Flask's only choice
     answers = (tmp_path / "shop" / ".copier-answers.yml").read_text()
     assert "protocol: wsgi" in answers and "target: dev" in answers
-    assert "Production server" not in text  # dev: no server to choose
 
 
 def test_on_a_terminal_prod_asks_for_the_server_then_gunicorn_s_worker_class(tmp_path):
     import re
 
-    text = drive_questionnaire(tmp_path, "--framework", "fastapi", "--target", "prod")
+    text = drive_questionnaire(tmp_path, "--framework", "django", "--target", "prod")
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)  # terminal control sequences
     assert text.index("Production server") < text.index("gunicorn worker class")
     answers = (tmp_path / "shop" / ".copier-answers.yml").read_text()
-    assert "server: gunicorn" in answers and "worker_class: uvicorn_worker.UvicornWorker" in answers
+    assert "server: gunicorn" in answers and "worker_class: gthread" in answers
 
 
 # --------------------------------------------------------------------------------------------

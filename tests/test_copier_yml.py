@@ -66,3 +66,26 @@ def test_plain_copier_copy_refuses_the_same_answers_for_the_same_reason(
     message = theirs.stderr.rstrip().splitlines()[-1]  # copier's last line: the ValueError
     for text in (reason,) if isinstance(reason, str) else reason:
         assert text in ours.stderr and text in message, (ours.stderr, message)
+
+
+COMPUTED = [
+    ("package_name", "{{ 7*7 }}"),
+    ("app_name", "svc\n  evil: injected"),
+    ("app_name", "svc"),  # even a harmless value: the template computes it, no one else
+    ("stack", "{}"),
+    ("stacks", "{}"),
+]
+
+
+@pytest.mark.parametrize(("question", "value"), COMPUTED, ids=[c[0] + ascii(c[1])[:12]
+                                                              for c in COMPUTED])
+def test_plain_copier_copy_refuses_a_computed_answer(template_repo, arena, question, value):
+    """`when: false` hides a question but copier still takes its answer from --data: the
+    package directory was named `{{ 7*7 }}`, keys were injected into deploy/k8s/*.yaml."""
+    before = snapshot(arena.parent)
+    theirs = copier_copy(template_repo, arena / "svc", project_name="svc", target="prod",
+                         **{question: value})
+    assert theirs.returncode != 0, "copier accepted it"
+    assert snapshot(arena.parent) == before
+    message = theirs.stderr.rstrip().splitlines()[-1]
+    assert f"{question} is computed from the project name and cannot be given" in message

@@ -32,6 +32,19 @@ BAD = {
     "json": "reserved",
     "email": "reserved",
     "uvicorn-worker": "reserved",
+    "pip": "distribution",
+    "setuptools": "distribution",
+    "wheel": "distribution",
+    "python-dotenv": "distribution",
+    "Python_Dotenv": "distribution",
+    "PyYAML": "distribution",
+    "psycopg-pool": "reserved",  # a module too
+    "zope-interface": "distribution",
+    "conftest": "special",
+    "sitecustomize": "special",
+    "usercustomize": "special",
+    "deploy": "special",
+    "migrations": "special",
 }
 
 
@@ -141,9 +154,9 @@ def test_names_are_refused_with_one_line_whatever_the_options(arena):
     assert outcome == "refused" and result.returncode == 2
 
 
-def installed_modules() -> tuple[set[str], set[str]]:
+def installed_modules() -> tuple[set[str], set[str], set[str]]:
     """Top-level modules of what the stacks install, following dependencies (as installed
-    here), and the distributions that are not installed."""
+    here), the distributions that are not installed, and every distribution's name."""
     from packaging.requirements import Requirement
 
     wanted = {r for s in STACKS for r in (*s.packages, *s.prod_packages, *s.test_packages,
@@ -151,12 +164,14 @@ def installed_modules() -> tuple[set[str], set[str]]:
     wanted |= {r for w in WORKER_CLASSES for r in w.packages}
     wanted |= {r for server in SERVER_ROWS for r in server.packages}
     todo, seen, missing, modules = [Requirement(r) for r in wanted], set(), set(), set()
+    distributions = set()
     while todo:
         req = todo.pop()
         key = (req.name.lower().replace("_", "-"), frozenset(req.extras))
         if key in seen:
             continue
         seen.add(key)
+        distributions.add(naming.distribution_name(req.name).replace(".", "-"))
         try:
             dist = importlib.metadata.distribution(req.name)
         except importlib.metadata.PackageNotFoundError:
@@ -176,14 +191,25 @@ def installed_modules() -> tuple[set[str], set[str]]:
                 if first.endswith((".dist-info", ".data")) or first == "..":
                     continue
                 modules.add(first.split(".")[0] if len(file.parts) == 1 else first)
-    return {m for m in modules if m.isidentifier() and not m.startswith("_")}, missing
+    return ({m for m in modules if m.isidentifier() and not m.startswith("_")}, missing,
+            distributions)
 
 
 def test_every_module_the_stacks_install_is_reserved():
     """A Flask project named `click` makes `flask run` import it instead of click: every
     top-level module the stacks bring, dependencies included, must be refused as a name."""
-    modules, missing = installed_modules()
+    modules, missing, _ = installed_modules()
     if len(missing) > 5:
         pytest.skip(f"the stacks are not installed here: {sorted(missing)}")
     assert sorted(m for m in modules if m.lower() not in naming.RESERVED) == []
     assert all(name == name.lower() for name in naming.RESERVED)
+
+
+def test_every_distribution_the_stacks_install_is_reserved():
+    """`newstack create python-dotenv` then `pip install -e ".[test]"`: ResolutionImpossible;
+    `newstack create pip` then `pip install -e .`: pip is gone from the venv."""
+    _, missing, distributions = installed_modules()
+    if len(missing) > 5:
+        pytest.skip(f"the stacks are not installed here: {sorted(missing)}")
+    assert sorted(distributions - naming.DISTRIBUTIONS) == []
+    assert {"pip", "setuptools", "wheel"} <= naming.DISTRIBUTIONS

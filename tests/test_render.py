@@ -73,9 +73,9 @@ def test_pyproject_declares_what_the_project_imports(projects, cid):
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 imports.add(node.module.split(".")[0])
     third_party = imports - set(sys.stdlib_module_names) - {"shop"}
-    # starlette and pydantic come with fastapi
+    # starlette and pydantic come with fastapi, asgiref with django
     distribution = {"starlette": "fastapi", "pydantic": "fastapi", "flask": "flask",
-                    "uvicorn_worker": "uvicorn-worker"}
+                    "uvicorn_worker": "uvicorn-worker", "asgiref": "django"}
     for module in third_party:
         assert distribution.get(module, module) in declared, f"{module} is imported, not declared"
     combination = find_combination(cid)
@@ -543,7 +543,7 @@ def signal_during(monkeypatch, target, attr, signum, before=True):
     monkeypatch.setattr(target, attr, sending)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT])
 @pytest.mark.parametrize("moment", ["rendering", "mkdtemp", "record_source", "cleanup"])
 def test_a_signal_before_the_move_leaves_nothing(arena, monkeypatch, signum, moment):
     """Deterministic moments: while copier writes a file, while the staging directory is
@@ -697,3 +697,82 @@ def test_a_signal_at_any_moment_leaves_the_whole_project_or_nothing(arena, signu
         else:  # the signal came after the move: the project is whole, whatever the exit says
             assert process.returncode in (0, 128 + signum, -signum), (delay, err)
     assert outcomes["refused"] >= 1  # the sweep did interrupt generation mid-way
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("moment", ["clone", "cleanup"])
+def test_a_signal_during_create_from_a_template_leaves_no_clone(template_repo, arena,
+                                                                 monkeypatch, signum, moment):
+    """copier clones a --template into TMPDIR: a signal right after the clone, or while copier
+    removes it, left `copier._vcs.clone.*` behind (0.7-4.6 MB each) though stderr said
+    "nothing was written"."""
+    import copier._template
+
+    tmp = arena.parent / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    name = "clone" if moment == "clone" else "rmtree"
+    real, sent = getattr(copier._template, name), []
+
+    def interrupted(*args, **kwargs):  # once: a third signal would end the process at once
+        result = real(*args, **kwargs) if moment == "clone" else None
+        if not sent:
+            sent.append(os.kill(os.getpid(), signum))
+        return result if moment == "clone" else real(*args, **kwargs)
+
+    monkeypatch.setattr(copier._template, name, interrupted)
+    before = snapshot(arena.parent)
+    code, _, err = run_main("create", "--output-dir", str(arena), "--defaults", "--template",
+                            str(template_repo), "--vcs-ref", "HEAD", "svc")
+    assert code == 128 + signum, err
+    assert err == f"newstack: interrupted by {signal.Signals(signum).name}; nothing was written\n"
+    assert list(tmp.iterdir()) == []
+    assert settle(arena.parent, before, code, err, "signal") == "refused"
+
+
+def test_a_full_tmpdir_is_not_blamed_on_the_destination(arena, monkeypatch):
+    tmp = arena.parent / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    real = pathlib.Path.write_bytes
+
+    def full(self, data):  # copier writes into the temporary directory: no room there
+        if self.is_relative_to(tmp):
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real(self, data)
+
+    monkeypatch.setattr(render, "private_tempdir", _private_tempdir_with_a_file(tmp))
+    monkeypatch.setattr(pathlib.Path, "write_bytes", full)
+    before = snapshot(arena.parent)
+    code, _, err = run_main("create", "--output-dir", str(arena), "--defaults", "svc")
+    assert code == 1
+    assert err == (f"newstack: error: could not write a temporary file in {tmp}: No space left "
+                   "on device (set TMPDIR to a directory with room; nothing was written)\n")
+    assert settle(arena.parent, before, code, err, "tmpdir") == "refused"
+
+
+def _private_tempdir_with_a_file(tmp):
+    """render's private_tempdir, whose first write (as copier's would) lands in TMPDIR."""
+    from newstack.interrupts import private_tempdir
+
+    @contextmanager
+    def writing():
+        with private_tempdir() as root:
+            (root / "copier-file").write_bytes(b"x")
+            yield root
+
+    return writing
+
+
+def test_an_empty_destination_keeps_its_owner_and_mode(arena):
+    dest = arena / "svc"
+    dest.mkdir(mode=0o750)
+    dest.chmod(0o750)  # whatever the umask
+    if os.geteuid() == 0:
+        os.chown(dest, 65534, 65534)  # nobody's, as another user's directory would be
+    was = dest.stat()
+    code, _, err = run_main("create", "--output-dir", str(arena), "--defaults", "svc")
+    assert code == 0, err
+    now = dest.stat()
+    assert (now.st_mode, now.st_uid, now.st_gid) == (was.st_mode, was.st_uid, was.st_gid)
+    assert (dest / "pyproject.toml").is_file()

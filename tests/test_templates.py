@@ -117,3 +117,32 @@ def test_every_value_has_the_same_partials_defining_the_same_macros(axis):
         assert macros[value] == macros[first], (
             f"templates/_shared/{axis}/{value}/ and {axis}/{first}/ differ in their files or "
             f"macros: {macros[value]} against {macros[first]}")
+
+
+# A project's names written into YAML or TOML: `| tojson` quotes them for both formats (a JSON
+# string is a YAML and a TOML string), whatever a name holds.
+PROJECT_NAMES = re.compile(r"\b(?:project_name|package_name|app_name)\b")
+EXPRESSION = re.compile(r"\{\{(.*?)\}\}")
+DATA_FILES = [p for p in templates(TEMPLATES)
+              if p.name.endswith((".yaml.jinja", ".yml.jinja", ".toml.jinja"))]
+
+
+@pytest.mark.parametrize("path", DATA_FILES, ids=name)
+def test_names_in_yaml_and_toml_are_quoted_for_the_format(path):
+    unquoted = [line for line in path.read_text().splitlines() if not line.lstrip().startswith("#")
+                for expr in EXPRESSION.findall(line)
+                if PROJECT_NAMES.search(expr) and not expr.strip().endswith("| tojson")]
+    assert unquoted == []
+
+
+def test_tojson_quotes_a_hostile_value_for_yaml_and_toml():
+    import tomllib
+
+    import jinja2
+    import yaml
+
+    hostile = 'svc\n  evil: injected" = 1\n[x]'
+    line = jinja2.Environment().from_string("name: {{ v | tojson }}").render(v=hostile)
+    assert yaml.safe_load(line) == {"name": hostile}
+    line = jinja2.Environment().from_string("name = {{ v | tojson }}").render(v=hostile)
+    assert tomllib.loads(line) == {"name": hostile}

@@ -5,10 +5,14 @@ and switching dev to prod the same way."""
 from __future__ import annotations
 
 import io
+import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -255,6 +259,48 @@ def test_pretend_shows_what_would_change_and_changes_nothing(committed):
     assert status(committed) == "" and answers(committed)["_commit"] == "v0.1.0"
 
 
+def test_an_update_with_nothing_to_change_says_so(versioned_template, tmp_path):
+    project = create(tmp_path, versioned_template)  # already at the latest tag
+    result = newstack("update", str(project))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{project}: template v0.2.0; nothing changed\n"
+    assert status(project) == ""
+
+
+CORRUPT_ANSWERS = [
+    ("framework: [x", "not valid YAML at line"),
+    ("- framework\n- fastapi\n", "expected KEY: VALUE answers (project_name, framework, ...)"),
+    ("- framework\n", "found a YAML list"),
+    ("", "found nothing"),
+    ("framework: [x]", "framework is ['x'], expected a name such as"),
+    ("target: 3", "target is 3, expected a name such as"),
+    ("protocol: null", "protocol is missing"),
+]
+
+
+@pytest.mark.parametrize(("line", "message"), CORRUPT_ANSWERS,
+                         ids=[m.split(":")[0][:24] for _, m in CORRUPT_ANSWERS])
+def test_a_corrupt_answers_file_is_exit_2_naming_the_file_and_the_key(
+        versioned_template, tmp_path, line, message):
+    """It was `unexpected error: ParserError(... <yaml.error.Mark object at 0x...>)`, exit 1."""
+    project = create(tmp_path, versioned_template)
+    answers_file = project / ".copier-answers.yml"
+    key = line.split(":")[0]
+    if line.startswith(("framework", "target", "protocol")):
+        text = re.sub(rf"^{key}: .*$", line, answers_file.read_text(), flags=re.MULTILINE)
+    else:
+        text = line
+    answers_file.write_text(text)
+    commit(project, "a broken answers file")
+    result = newstack("update", str(project))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"newstack: error: {answers_file}: ")
+    assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
+    if key in ("framework", "target", "protocol"):
+        assert key in result.stderr
+    assert status(project) == ""
+
+
 def test_update_refuses_a_dirty_working_tree(committed):
     (committed / "notes.txt").write_text("draft")
     try:
@@ -315,6 +361,59 @@ def test_a_template_that_cannot_be_fetched_is_one_line(versioned_template, tmp_p
     assert result.stderr.startswith("newstack: error: the update failed: ")
     assert len(result.stderr.splitlines()) == 1 and "gone.git" in result.stderr, result.stderr
     assert status(project) == ""
+
+
+def test_a_git_repository_that_is_not_a_template_is_one_line_and_leaves_nothing(tmp_path):
+    """It was exit 1, `unexpected error: FileNotFoundError(...)`, and svc/ left behind."""
+    repo = tmp_path / "notes"
+    repo.mkdir()
+    (repo / "README").write_text("not a template\n")
+    commit(repo, "notes")
+    run([*GIT, "tag", "v1.0.0"], cwd=repo, check=True)
+    result = newstack("create", "svc", "--defaults", "--template", str(repo), "--output-dir",
+                      str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert result.stderr == (f"newstack: error: --template {repo} is not a newstack template: "
+                             "it rendered no .copier-answers.yml (its root needs copier.yml)\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_create_from_a_template_that_cannot_be_fetched_is_one_line(tmp_path):
+    gone = f"file://{tmp_path}/gone.git"
+    result = newstack("create", "svc", "--defaults", "--template", gone, "--output-dir",
+                      str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"newstack: error: could not fetch the template {gone}: "
+                                    "fatal: ")
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_update_leaves_no_clone_in_tmpdir(versioned_template, tmp_path,
+                                                         monkeypatch, signum):
+    """copier clones the template (old and new versions) into TMPDIR; a signal while it removes
+    a clone left `copier._vcs.clone.*` behind."""
+    import copier._template
+
+    from .bad_input import run_main
+
+    project = create(tmp_path, versioned_template, "--vcs-ref", "v0.1.0")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    real, sent = copier._template.rmtree, []
+
+    def interrupted(*args, **kwargs):  # once: a third signal would end the process at once
+        if not sent:
+            sent.append(os.kill(os.getpid(), signum))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(copier._template, "rmtree", interrupted)
+    code, _, err = run_main("update", str(project))
+    assert code == 128 + signum, err
+    assert err.startswith(f"newstack: interrupted by {signal.Signals(signum).name}; ")
+    assert list(tmp.iterdir()) == []
 
 
 # newstack before the FastAPI data layer (issue 14): its copier.yml and templates at that commit.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import math
 import os
 import random
 import re
@@ -34,7 +35,7 @@ from typing import TypedDict
 import psutil
 
 from . import smoke
-from .errors import NewstackError
+from .errors import NewstackError, UsageError
 from .postgres import Cluster
 from .stacks import (
     COMBINATIONS,
@@ -168,6 +169,30 @@ end
 
 # The package name of every generated project the bench measures.
 PACKAGE = "bench"
+MAX_SECONDS = 3600  # of load per measurement: an hour
+MAX_CONNECTIONS = 10_000
+
+
+def check_options(seconds: float, connections: int) -> None:
+    """Refuse, before any project is generated, what no measurement can run with (nan, inf and
+    1e300 seconds, more connections than sockets may be opened)."""
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_SECONDS):
+        raise UsageError(f"--duration {seconds:g}: give the seconds of load per measurement, "
+                         f"more than 0 and at most {MAX_SECONDS}")
+    most = max_connections()
+    if not 1 <= connections <= most:
+        raise UsageError(f"--connections {connections}: give 1 to {most} (wrk and the server "
+                         f"each hold one socket per connection: at most {MAX_CONNECTIONS}, and "
+                         "within the open-file limit, `ulimit -n`)")
+
+
+def max_connections() -> int:
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(1, min(MAX_CONNECTIONS, soft - 256))  # the rest: logs, pipes, the app's own
 
 
 @dataclass(frozen=True)
@@ -570,6 +595,9 @@ def measure(project: Path, combination: Combination, variant: Variant, seconds: 
             peak.start()
         for key, value in run_wrk(url, seconds, connections, headers, args).items():
             setattr(result, key, value)
+        if not result.requests:
+            raise smoke.SmokeError(f"no request was answered in {seconds:g} s "
+                                   f"({result.errors} socket errors)")
         (result.workers, result.memory_per_worker_mb, result.memory_total_mb,
          result.memory_kind) = memory(server)
     except subprocess.CalledProcessError as error:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
+import shlex
 import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import typer.core
 
 from . import __version__
 from .errors import Interrupted, NewstackError, UsageError
@@ -38,6 +41,21 @@ app = typer.Typer(
 )
 
 
+class _Command(typer.core.TyperCommand):
+    """A command that refuses an option given twice (click silently keeps the last)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+        seen: set[str | None] = set()
+        for param in order:
+            once = getattr(param, "param_type_name", "") == "option" and not param.multiple
+            if once and param.name in seen:
+                raise typer.BadParameter("given more than once; give it once", ctx,
+                                         param)  # type: ignore[arg-type]
+            seen.add(param.name)
+        return super().parse_args(ctx, args)
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"newstack {__version__}")
@@ -58,7 +76,7 @@ def _one_of(values: Iterable[str]) -> str:
     return "One of: " + ", ".join(values) + "."
 
 
-@app.command()
+@app.command(cls=_Command)
 def create(
     name: Annotated[str, typer.Argument(help="Project name; 'my-app' gives the package my_app.")],
     framework: Annotated[str | None, typer.Option(help=_one_of(FRAMEWORKS))] = None,
@@ -91,21 +109,43 @@ def create(
     """Create a project. Options not given are asked on a terminal, offering only valid choices."""
     from .render import Answers, generate, read_answers
 
-    asked = None not in (framework, protocol, target)
+    given = Answers.complete(name, framework, protocol, target, worker_class,
+                             fill_defaults=False, server=server)  # Flask's one protocol filled
+    given.validate()  # what was given is wrong before anything is missing
+    asked = None not in (given.framework, given.protocol, given.target)
     interactive = not asked and not defaults and sys.stdin.isatty() and sys.stdout.isatty()
     if not asked and not defaults and not interactive:
-        missing = [f"--{n}" for n, v in (("framework", framework), ("protocol", protocol),
-                                          ("target", target)) if v is None]
+        missing = [f"--{n}" for n in ("framework", "protocol", "target")
+                   if getattr(given, n) is None]
         raise UsageError(f"missing {', '.join(missing)} and no terminal to ask on; "
                          "give them or pass --defaults")
-    answers = Answers.complete(name, framework, protocol, target, worker_class,
+    answers = Answers.complete(name, given.framework, given.protocol, target, worker_class,
                                fill_defaults=not interactive, server=server)
     dest = generate(answers, output_dir / name, interactive=interactive, template=template,
                     vcs_ref=vcs_ref)
-    _print_next_steps(dest, read_answers(dest))
+    recorded = read_answers(dest)
+    try:
+        _print_next_steps(dest, recorded)
+        sys.stdout.flush()
+    except OSError as error:  # stdout full or closed: the project is there all the same
+        _drop_stdout()
+        raise NewstackError(f"created {dest}, but could not print its next steps: "
+                            f"{error.strerror or error}") from error
 
 
-@app.command()
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so that the flush at exit does not fail a second time."""
+    import os
+
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, io.UnsupportedOperation):  # not a file (tests capture it)
+        pass
+
+
+@app.command(cls=_Command)
 def update(
     path: Annotated[Path, typer.Argument(help="The project (a clean git working tree).")] = Path(),
     data: Annotated[
@@ -143,10 +183,11 @@ def update(
     if outcome.version_before != outcome.version_after:
         versions = f"template {outcome.version_before} -> {outcome.version_after}"
     else:
-        versions = f"template {outcome.version_after}, " + (
-            "answers changed" if data else "no newer version")
+        versions = f"template {outcome.version_after}" + (", answers changed" if data else "")
     versions += f" (from {source})"
-    if pretend:
+    if not outcome.changed:
+        print(f"{path.absolute()}: {versions}; nothing {'would change' if pretend else 'changed'}")
+    elif pretend:
         print(f"{path.absolute()}: {versions}; {len(outcome.changed)} files would change "
               "(--pretend: nothing was changed):")
     else:
@@ -168,7 +209,7 @@ def _print_next_steps(dest: Path, answers: Answers) -> None:
     dim = {"dim": True}
     typer.echo(typer.style("Created", fg="green") + f" {dest} ({context.label}, "
                f"{resolved.target.name})")
-    typer.echo(f"  cd {dest}")
+    typer.echo(f"  cd {shlex.quote(str(dest))}")
     typer.echo('  python -m venv .venv && . .venv/bin/activate && pip install -e ".[test]"')
     if context.migrate:
         typer.echo(f"  {context.migrate}  " + typer.style("# the database", **dim))
@@ -179,7 +220,7 @@ def _print_next_steps(dest: Path, answers: Answers) -> None:
     typer.echo("  python -m pytest  " + typer.style("# its tests", **dim))
 
 
-@app.command()
+@app.command(cls=_Command)
 def matrix(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the valid combinations as a CI matrix.")
@@ -196,26 +237,41 @@ def matrix(
 
     from .stacks import INVALID, invalid_reason
 
-    table = Table(title="newstack stacks", expand=False)
-    for column in ("framework / protocol", "dev command", "prod server", "prod command",
-                   "worker classes / interface"):
-        table.add_column(column)
+    columns = ("framework / protocol", "dev command", "prod server", "prod command",
+               "worker classes / interface")
+    rows = []
     for stack in STACKS:
         workers = ", ".join(w.name + (" (default)" if i == 0 else "")
                             for i, w in enumerate(stack.worker_classes))
         for i, server in enumerate(SERVER_ROWS):
-            table.add_row(stack.label if i == 0 else "", stack.dev_command if i == 0 else "",
-                          server.name + (" (default)" if i == 0 else ""),
-                          " ".join(server.prod_argv(stack)),
-                          workers if server.takes_worker_class else server.interface(stack))
+            rows.append((stack.label, stack.dev_command,
+                         server.name + (" (default)" if i == 0 else ""),
+                         " ".join(server.prod_argv(stack)),
+                         workers if server.takes_worker_class else server.interface(stack)))
     console = Console(soft_wrap=True)
+    table = Table(title="newstack stacks", expand=False)
+    for column in columns:
+        table.add_column(column)
+    for i, row in enumerate(rows):  # a stack's label and dev command on its first row only
+        table.add_row(*(row if i == 0 or rows[i - 1][0] != row[0] else ("", "", *row[2:])))
+    # A table cut to the width crops the commands (`{package}.ma…`), and a width of 0 (COLUMNS=0)
+    # prints nothing: piped, or where the table does not fit, one row per line, in full.
+    needed = sum(max(len(c) for c in column) + 3 for column in zip(columns, *rows)) + 1
+    if not console.is_terminal or needed > console.width:
+        print(" | ".join(columns))
+        for row in rows:
+            print(" | ".join(row))
+        print("{package} stands for the project's package name. Refused:")
+        for framework, protocol in INVALID:
+            print(f"  {invalid_reason(framework, protocol)}")
+        return
     console.print(table)
     console.print("{package} stands for the project's package name. Refused:")
     for framework, protocol in INVALID:
         console.print(f"  [red]{invalid_reason(framework, protocol)}[/]")
 
 
-@app.command()
+@app.command(cls=_Command)
 def smoke(
     combinations: Annotated[
         list[str] | None,
@@ -242,6 +298,7 @@ def smoke(
         raise UsageError("name combinations or pass --all (not both); "
                          f"combinations: {', '.join(c.id for c in COMBINATIONS)}")
     chosen = list(COMBINATIONS) if all_ else [find_combination(c) for c in combinations or []]
+    _check_output("--json", json_file)
     console = Console(stderr=True)
     began = time.monotonic()
     with console.status("starting") as status:
@@ -256,7 +313,7 @@ def smoke(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=_Command)
 def bench(
     combinations: Annotated[
         list[str] | None,
@@ -305,8 +362,10 @@ def bench(
     if not all(c.server for c in chosen):
         raise UsageError("bench measures prod combinations only (their production servers)")
     levels = tuple(dict.fromkeys(connections or [64]))
-    if duration <= 0 or min(levels) <= 0:
-        raise UsageError("--duration and --connections must be positive")
+    for level in levels:
+        benching.check_options(duration, level)
+    _check_output("--json", json_file)
+    _check_output("--plot", plot_file)
     names = {w.name: w for w in WORKLOADS}
     unknown = [w for w in workload or [] if w not in names]
     if unknown:
@@ -329,11 +388,30 @@ def bench(
         json_file.write_text(benching.to_json(run))
     if plot_file:
         benching.plot(run, plot_file)
+    failed = [m for m in run.results if not m.ok]
+    if failed:
+        raise NewstackError(f"{len(failed)} of {len(run.results)} measurements failed; the "
+                            f"first, {failed[0].combination} {failed[0].variant}: "
+                            f"{failed[0].failure}")
+
+
+def _check_output(option: str, path: Path | None) -> None:
+    """Refuse, before hours of work, a file that cannot be written at the end."""
+    import os
+
+    if path is None:
+        return
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a directory; give a file name")
+    if not path.parent.is_dir():
+        raise UsageError(f"{option} {path}: no directory {path.parent}; create it first")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"{option} {path}: not writable here")
 
 
 def main() -> None:
     """Console entry point: errors become one line and an exit code, never a traceback
-    (unless --debug is given). SIGINT and SIGTERM unwind like Ctrl-C so that what is being
+    (unless --debug is given). SIGINT, SIGTERM, SIGHUP and SIGQUIT unwind like Ctrl-C so that what is being
     written is cleaned up, then exit 130 or 143 with one line."""
     from .interrupts import HANDLER
 

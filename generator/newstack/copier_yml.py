@@ -199,6 +199,8 @@ def name_validator() -> str:
         "pattern": f"not ({name} | regex_search({_jinja_str(naming.PATTERN)}))",
         "keyword": f"{package} in {sorted(keyword.kwlist)}",
         "reserved": f"{package} in {sorted(naming.RESERVED)}",
+        "distribution": f"(project_name | lower | replace('_', '-')) in {sorted(naming.DISTRIBUTIONS)}",
+        "special": f"{package} in {list(naming.SPECIAL)}",
     }
     messages = {
         cond: naming.MESSAGES[rule]
@@ -277,21 +279,33 @@ def config() -> dict[str, Any]:
             "type": "str",
             "when": False,
             "default": "{{ project_name | lower | replace('-', '_') }}",
+            "validator": _computed("package_name"),
         },
         # Kubernetes object names: lowercase letters, digits and '-', at most 63 characters.
         "app_name": {
             "type": "str",
             "when": False,
             "default": "{{ (project_name | lower | replace('_', '-'))[:63] | trim('-') }}",
+            "validator": _computed("app_name"),
         },
-        "stacks": {"type": "yaml", "when": False, "default": all_contexts()},
+        "stacks": {"type": "yaml", "when": False, "default": all_contexts(),
+                   "validator": _computed("stacks")},
         "stack": {
             "type": "json",  # parsed with json, much faster than copier's YAML
             "when": False,
             "default": "{{ stacks[%s] | to_json | replace('{package}', package_name) }}"  # noqa: UP031
             % CONTEXT_KEY,
+            "validator": _computed("stack"),
         },
     }
+
+
+def _computed(question: str) -> str:
+    """A computed answer's validator. `when: false` hides a question, but copier still takes
+    its answer from --data (unvalidated, unrecorded: `package_name='{{ 7*7 }}'` became a
+    directory): copier runs the validator on an answer given, so it refuses any."""
+    return _if_chain({GIVEN.format(question): f"{question} is computed from the project name "
+                                              "and cannot be given; give project_name instead"})
 
 
 def _when(question: str) -> str:

@@ -16,7 +16,7 @@ class UsageError(NewstackError):
 
 
 class Interrupted(BaseException):
-    """SIGINT or SIGTERM arrived. A BaseException, like KeyboardInterrupt, so that no
+    """SIGINT, SIGTERM, SIGHUP or SIGQUIT arrived. A BaseException, like KeyboardInterrupt, so that no
     `except Exception` swallows it and every `finally` on the way out runs (the CLI installs a
     handler raising it for both signals; SIGTERM would otherwise end the process on the spot)."""
 
@@ -28,3 +28,12 @@ class Interrupted(BaseException):
     @property
     def exit_code(self) -> int:
         return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+def command_failure(error: BaseException) -> str:
+    """The one line that says why a command (git, through copier) failed: its `fatal:` line,
+    else its last line, not the command line and its whole stderr."""
+    text = getattr(error, "stderr", "") or str(error)
+    lines = [line.strip(" |") for line in str(text).splitlines() if line.strip(" |")]
+    return next((line for line in lines if line.startswith("fatal:")),
+                lines[-1] if lines else repr(error))

@@ -1,6 +1,6 @@
 """One home for interrupts and for staging what newstack writes.
 
-The CLI turns SIGINT and SIGTERM into `Interrupted`, which unwinds like Ctrl-C so that every
+The CLI turns SIGINT, SIGTERM, SIGHUP and SIGQUIT into `Interrupted`, which unwinds like Ctrl-C so that every
 `finally` on the way out runs. `deferred()` holds both signals while the file system is
 mid-change. `Staging` renders a project beside its destination and moves it into place only when
 complete: afterwards either the whole project exists or nothing was written.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -20,7 +21,10 @@ from types import FrameType, TracebackType
 
 from .errors import Interrupted, UsageError
 
-SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
+# SIGHUP (the terminal closed) and SIGQUIT (Ctrl-\\) end a process as SIGTERM does: all four
+# unwind, so that what is being written is cleaned up.
+SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+                if hasattr(signal, name))
 
 
 class Handler:
@@ -70,7 +74,7 @@ def interrupt_in(error: BaseException | None) -> Interrupted | None:
 
 @contextmanager
 def deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM while the file system is mid-change, then hand the first that
+    """Hold the SIGNALS while the file system is mid-change, then hand the first that
     arrived to the handler that was in place. Without this an interrupt could land between
     the move into place and the cleanup, or half-way through removing the staging directory."""
     if threading.current_thread() is not threading.main_thread():
@@ -90,6 +94,30 @@ def deferred() -> Iterator[None]:
                 handler(arrived[0], None)  # Python's SIGINT handler raises KeyboardInterrupt here
             elif handler != signal.SIG_IGN:
                 signal.raise_signal(arrived[0])  # the default action: end the process
+
+
+@contextmanager
+def private_tempdir() -> Iterator[Path]:
+    """Point `tempfile` (copier's clones of the template, its copies of old and new versions)
+    at a directory of newstack's own while inside, and remove it on the way out, whatever
+    happens: an interrupt can cut copier's own cleanup short, or land before it has any."""
+    with deferred():
+        root = Path(tempfile.mkdtemp(prefix="newstack-tmp-"))
+    saved, tempfile.tempdir = tempfile.tempdir, str(root)
+    try:
+        yield root
+    finally:
+        tempfile.tempdir = saved
+        with deferred():
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def in_tempdir(error: OSError, dest: Path) -> bool:
+    """Whether `error` is about a file in the temporary directory (TMPDIR full, ...), not in
+    the directory `dest` is staged in (which may well be under TMPDIR itself)."""
+    top, beside = Path(tempfile.gettempdir()).resolve(), dest.parent.resolve()
+    files = [Path(os.fsdecode(f)).resolve() for f in (error.filename, error.filename2) if f]
+    return any(f.is_relative_to(top) and not f.is_relative_to(beside) for f in files)
 
 
 class DestinationError(UsageError):
@@ -136,6 +164,15 @@ def discard(staging: Path | None, made: list[Path]) -> None:
             pass  # something else put a file in it meanwhile: not ours to remove
 
 
+def keep_owner_and_mode(path: Path, was: os.stat_result) -> None:
+    os.chmod(path, stat.S_IMODE(was.st_mode))
+    if (was.st_uid, was.st_gid) != (path.stat().st_uid, path.stat().st_gid):
+        try:
+            os.chown(path, was.st_uid, was.st_gid)
+        except PermissionError:  # another user's directory we may write in: ours now, as a
+            pass                 # file we create in it would be
+
+
 class Staging:
     """`with Staging(dest) as project:` render into `project`, then `commit()`: it is moved onto
     `dest` with one rename (same file system). Leaving the block without a commit, by an error
@@ -166,8 +203,11 @@ class Staging:
         assert self.root is not None, "commit() inside the `with` block"
         with deferred():
             check_destination(self.dest)  # still free: do not replace what appeared meanwhile
+            empty = self.dest.stat() if self.dest.is_dir() else None
             os.replace(self.root / "project", self.dest)  # atomic; an empty directory is replaced
             self.committed = True
+            if empty is not None:  # the user's directory: its owner and mode, not mkdtemp's
+                keep_owner_and_mode(self.dest, empty)
             discard(self.root, [])
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,

@@ -24,7 +24,8 @@ PATTERN = r"^[A-Za-z]([A-Za-z0-9_-]*[A-Za-z0-9])?\Z"
 # a case-insensitive file system cannot shadow `cProfile` or `OpenSSL` either.
 # tests/test_naming.py fails when an installed stack brings a module missing from here.
 INSTALLED = {
-    "aiosqlite", "alembic", "annotated_doc", "annotated_types", "anyio", "asgiref", "attr",
+    "aiosqlite", "alembic", "annotated_doc", "annotated_types", "anyio", "asgiref", "ast_serialize",
+    "attr", "librt", "mypy", "mypy_extensions", "mypyc", "pathspec", "ruff",
     "attrs", "autobahn", "automat", "blinker", "cbor2", "cffi", "channels", "channels_redis",
     "click", "constantly", "cryptography", "daphne", "django", "dotenv", "fastapi", "flask",
     "granian", "greenlet", "gunicorn", "h11", "httpcore", "httpcore2", "httptools", "httpx",
@@ -36,6 +37,30 @@ INSTALLED = {
     "ujson", "uvicorn", "uvicorn_worker", "uvloop", "watchfiles", "websockets", "werkzeug",
     "whitenoise", "yaml", "zope",
 }
+# Distribution names a project must not take, normalized (PEP 503; a name has no '.'): as its
+# own distribution, `pip install -e .` would replace the installed one (`newstack create pip`
+# uninstalls pip) or refuse both (ResolutionImpossible). The packaging tools of every
+# environment, and what the stacks install, dependencies included; tests/test_naming.py fails
+# when an installed stack brings a distribution missing from here.
+DISTRIBUTIONS = frozenset({
+    "pip", "setuptools", "wheel",
+    "ast-serialize", "librt", "mypy", "mypy-extensions", "pathspec", "ruff",
+    "aiosqlite", "alembic", "annotated-doc", "annotated-types", "anyio", "asgiref", "attrs",
+    "autobahn", "automat", "blinker", "cbor2", "cffi", "channels", "channels-redis", "click",
+    "constantly", "cryptography", "daphne", "django", "fastapi", "flask", "granian", "greenlet",
+    "gunicorn", "h11", "httpcore", "httpcore2", "httptools", "httpx", "httpx2", "hyperlink",
+    "idna", "incremental", "iniconfig", "itsdangerous", "jinja2", "mako", "markupsafe", "msgpack",
+    "opentelemetry-api", "packaging", "pluggy", "psycopg", "psycopg-binary", "psycopg-pool",
+    "pycparser", "pydantic", "pydantic-core", "pygments", "pyopenssl", "pytest", "python-dotenv",
+    "pyyaml", "redis", "servestatic", "service-identity", "sqlalchemy", "sqlparse", "starlette",
+    "truststore", "twisted", "txaio", "typing-extensions", "typing-inspection", "ujson", "uvicorn",
+    "uvicorn-worker", "uvloop", "watchfiles", "websockets", "werkzeug", "whitenoise",
+    "zope-interface", "copier", "newstack",
+})
+# Module names that are not shadowing but special: Python imports sitecustomize and
+# usercustomize at every start, pytest loads every conftest as a plugin, and the project has
+# directories of these names beside its package (alembic's migrations, deploy files).
+SPECIAL = ("conftest", "sitecustomize", "usercustomize", "deploy", "migrations")
 RESERVED = frozenset(
     {name.lower() for name in sys.stdlib_module_names if not name.startswith("_")}
     | INSTALLED
@@ -51,7 +76,16 @@ MESSAGES = {
     "keyword": "project name '{name}' gives package '{package}', a Python keyword",
     "reserved": "project name '{name}' gives package '{package}', which would shadow the "
     "importable module '{package}'; choose another name",
+    "distribution": "project name '{name}' is the name of a distribution the project installs "
+    "(pip would replace one with the other); choose another name",
+    "special": "project name '{name}' gives package '{package}', a name Python, pytest or the "
+    f"project's own directories use specially ({', '.join(SPECIAL)}); choose another name",
 }
+
+
+def distribution_name(name: str) -> str:
+    """The name pip compares (PEP 503): `Python_Dotenv` is `python-dotenv`."""
+    return name.lower().replace("_", "-")
 
 
 class ProjectNameError(UsageError):
@@ -76,6 +110,10 @@ def broken_rule(name: str) -> str | None:
         return "keyword"
     if package in RESERVED:
         return "reserved"
+    if distribution_name(name) in DISTRIBUTIONS:
+        return "distribution"
+    if package in SPECIAL:
+        return "special"
     return None
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from . import REPOSITORY, __version__, bundle, naming
 from .copier_yml import Context, stack_context
-from .errors import Interrupted, NewstackError, UsageError
-from .interrupts import HANDLER, Staging, check_destination, deferred
+from .errors import Interrupted, NewstackError, UsageError, command_failure
+from .interrupts import HANDLER, Staging, check_destination, deferred, in_tempdir, private_tempdir
 from .stacks import (
     APPLIES,
     COMBINATIONS,
@@ -34,9 +34,11 @@ from .stacks import (
     WorkerClass,
     applies,
     check_choice,
+    default_framework,
     default_protocol,
     find_stack,
     find_worker_class,
+    protocols_of,
     server_row,
     target_row,
 )
@@ -66,8 +68,10 @@ class Answers:
     def complete(cls, name: str, framework: str | None, protocol: str | None,
                  target: str | None, worker_class: str | None, fill_defaults: bool,
                  server: str | None = None) -> Answers:
+        if protocol is None and len(protocols_of(framework or "")) == 1:
+            protocol = protocols_of(framework or "")[0]  # Flask: WSGI is its only choice
         if fill_defaults:  # only what was not given: an empty --target '' is refused, not filled
-            framework = FRAMEWORKS[0] if framework is None else framework
+            framework = default_framework(protocol) if framework is None else framework
             if protocol is None and framework in FRAMEWORKS:
                 protocol = default_protocol(framework)
             target = TARGETS[0] if target is None else target
@@ -138,11 +142,40 @@ class Resolved:
         return stack_context(self.stack, self.target, self.server, self.worker).filled(self.package)
 
 
+REQUIRED = ("project_name", "framework", "protocol", "target")
+
+
 def read_answers(project: Path) -> Answers:
+    """A project's recorded answers; a UsageError naming the file and the key when they are
+    not the answers newstack writes (a hand edit gone wrong, a merge)."""
     import yaml
 
-    recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    return Answers(**{k: recorded.get(k) for k in Answers.__dataclass_fields__})
+    path = project / ".copier-answers.yml"
+    text = path.read_text(errors="replace")
+    try:
+        recorded = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        # where the broken construct began (the `[` of `framework: [x`), else where it broke
+        mark = getattr(error, "context_mark", None) or getattr(error, "problem_mark", None)
+        line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
+        where = f" at line {mark.line + 1} ({line.strip()[:60]})" if mark else ""
+        raise UsageError(f"{path}: not valid YAML{where}: "
+                         f"{getattr(error, 'problem', None) or 'unreadable'}; restore it "
+                         "(git checkout -- .copier-answers.yml)") from error
+    if not isinstance(recorded, dict):
+        found = "nothing" if recorded is None else f"a YAML {type(recorded).__name__}"
+        raise UsageError(f"{path}: expected KEY: VALUE answers (project_name, framework, ...), "
+                         f"found {found}")
+    for key in Answers.__dataclass_fields__:
+        value = recorded.get(key)
+        if value is None and key in REQUIRED:
+            raise UsageError(f"{path}: {key} is missing; it records the {key} the project was "
+                             "made with")
+        if value is not None and not isinstance(value, str):
+            raise UsageError(f"{path}: {key} is {value!r}, expected a name such as "
+                             f"{getattr(Answers.of('shop', COMBINATIONS[-1]), key) or 'shop'}")
+    values: dict[str, Any] = {k: recorded.get(k) for k in Answers.__dataclass_fields__}
+    return Answers(**values)
 
 
 @contextmanager
@@ -279,7 +312,7 @@ def run_copier(src: str | Path, project: Path, answers: Answers, interactive: bo
 
     copier = import_copier(interactive)  # slow to import (0.25 s or more): only to render
     try:
-        with faster_copy(plain=plain):
+        with faster_copy(plain=plain), private_tempdir():
             copier.run_copy(str(src), project, vcs_ref=vcs_ref, data=answers.data(),
                             defaults=not interactive, quiet=True, settings=copier.Settings())
     except KeyboardInterrupt as error:  # Ctrl-C at one of copier's questions
@@ -288,6 +321,14 @@ def run_copier(src: str | Path, project: Path, answers: Answers, interactive: bo
         if not str(error).startswith(("Validation error for question", "Invalid choice for")):
             raise
         raise UsageError(str(error)) from error
+    except OSError as error:
+        if getattr(error, "argv", None) is None:  # not git, run by copier (plumbum's error)
+            raise
+        raise NewstackError(f"could not fetch the template {src}: "
+                            f"{command_failure(error)}") from error
+    if not (project / ".copier-answers.yml").is_file():  # copier rendered a plain repository
+        raise UsageError(f"--template {src} is not a newstack template: it rendered no "
+                         ".copier-answers.yml (its root needs copier.yml)")
 
 
 def failure(error: BaseException, staging: Staging) -> BaseException:
@@ -298,6 +339,10 @@ def failure(error: BaseException, staging: Staging) -> BaseException:
         return interrupted
     if interrupted:  # hidden by an error on the way out (a directory not removable, ...)
         return Interrupted(interrupted.signum, staging.outcome)
+    if isinstance(error, OSError) and in_tempdir(error, staging.dest):  # TMPDIR full: not the destination
+        return NewstackError(f"could not write a temporary file in {tempfile.gettempdir()}: "
+                             f"{error.strerror or error} (set TMPDIR to a directory with room; "
+                             f"{staging.outcome})")
     if isinstance(error, OSError):
         return NewstackError(f"could not write {staging.dest}: {error.strerror or error} "
                              f"({staging.outcome})")

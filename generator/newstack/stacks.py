@@ -378,6 +378,9 @@ DJANGO_ENV = (
            example="1", cluster="1",
            example_note="Set to 0 only when no TLS-terminating proxy sits in front (local tries)."),
     EnvVar(("DJANGO_SECURE_HSTS_SECONDS",), "`31536000`", "HSTS max-age"),
+    EnvVar(("DJANGO_SECURE_HSTS_PRELOAD",), "`0`",
+           "`1` adds HSTS `preload`: a lasting commitment (every subdomain HTTPS-only), so only "
+           "once that holds, then submit the domain to hstspreload.org"),
     EnvVar(("DJANGO_CSRF_TRUSTED_ORIGINS",), "none",
            "origins allowed to POST forms, e.g. `https://example.com`"),
     EnvVar(("DJANGO_LOG_LEVEL",), "`INFO`", "log level"),
@@ -708,3 +711,13 @@ WORKLOADS = (
              injected=True),
 )
 DATABASES = ("postgresql", "sqlite")
+
+
+def protocols_of(framework: str) -> tuple[Protocol, ...]:
+    """The protocols `framework` can serve (empty for an unknown framework)."""
+    return tuple(s.protocol for s in STACKS if s.framework == framework)
+
+
+def default_framework(protocol: str | None) -> Framework:
+    """The first framework that can serve `protocol` (any protocol: the first framework)."""
+    return next((s.framework for s in STACKS if protocol in (None, s.protocol)), FRAMEWORKS[0])

@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 from . import REPOSITORY, __version__
 from .bundle import VERSION_TAG
-from .errors import Interrupted, NewstackError, UsageError
+from .errors import Interrupted, NewstackError, UsageError, command_failure
+from .interrupts import private_tempdir
 
 # The answers an update may change. framework, protocol and project_name shape the very code a
 # user has edited (another framework's files, a renamed package): a new project, not an update.
@@ -120,7 +121,8 @@ def apply(project: Path, data: dict[str, str], conflict: Conflict,
 
     before = recorded_version(project)
     try:
-        with copier_source(source) as src:
+        # copier's clones go with private_tempdir, even when an interrupt cuts it short
+        with private_tempdir(), copier_source(source) as src:
             if source == BUNDLED:
                 check_bundled(before, Path(src))
             run_copier(project, str(src), source != recorded(project, "_src_path"), data=data,
@@ -136,11 +138,8 @@ def apply(project: Path, data: dict[str, str], conflict: Conflict,
     except UserMessageError as error:  # downgrade, missing version, ...
         raise UsageError(str(error).replace("\n", " ")) from error
     except Exception as error:  # a template that cannot be fetched, git failing, ...
-        lines = [line.strip(" |") for line in (getattr(error, "stderr", "") or str(error))
-                 .splitlines() if line.strip(" |")] or [repr(error)]
-        reason = next((line for line in lines if line.startswith("fatal:")), lines[-1])
-        raise NewstackError(f"the update failed: {reason} ({RESTORE} if anything "
-                            "changed)") from error
+        raise NewstackError(f"the update failed: {command_failure(error)} ({RESTORE} if "
+                            "anything changed)") from error
     if source == BUNDLED:
         record_source(project)
     changed = git(project, "status", "--short", "--untracked-files=all", "--",

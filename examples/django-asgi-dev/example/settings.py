@@ -42,6 +42,7 @@ INSTALLED_APPS = [
 # Under ASGI, Django hops to another thread for each hook of a sync-capable middleware:
 # middleware.py runs these on the event loop instead (the session's only when a view used it).
 MIDDLEWARE = [
+    "example.methods.TraceNotAllowedMiddleware",  # TRACE: 405
     "example.middleware.SecurityMiddleware",
     "example.middleware.SessionMiddleware",
     "example.middleware.CommonMiddleware",

@@ -60,6 +60,13 @@ def test_foreign_host_is_refused():
     assert get("/healthz", host="evil.example").status_code == 400
 
 
+def test_trace_is_not_allowed():
+    for path in ("/", "/api/hello"):
+        response = client.generic("TRACE", path, secure=True)
+        assert response.status_code == 405, path
+        assert "TRACE" not in response["Allow"]
+
+
 def test_security_middleware_is_installed_on_the_event_loop():
     """What Django's deploy checks security.W001-W003 (silenced in settings) would check."""
     from django.conf import settings

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "example",  # the example model, Item (models.py), and its migrations
 ]
 MIDDLEWARE = [
+    "example.methods.TraceNotAllowedMiddleware",  # TRACE: 405
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

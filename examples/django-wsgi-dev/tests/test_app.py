@@ -56,3 +56,10 @@ def test_healthz():
 
 def test_foreign_host_is_refused():
     assert get("/healthz", host="evil.example").status_code == 400
+
+
+def test_trace_is_not_allowed():
+    for path in ("/", "/api/hello"):
+        response = client.generic("TRACE", path, secure=True)
+        assert response.status_code == 405, path
+        assert "TRACE" not in response["Allow"]

@@ -58,6 +58,13 @@ def test_foreign_host_is_refused():
     assert get("/healthz", host="evil.example").status_code == 400
 
 
+def test_trace_is_not_allowed():
+    for path in ("/", "/api/hello"):
+        response = client.generic("TRACE", path, secure=True)
+        assert response.status_code == 405, path
+        assert "TRACE" not in response["Allow"]
+
+
 def test_plain_http_is_redirected_to_https_but_not_health_checks():
     assert client.get("/api/hello").status_code == 301
     assert client.get("/healthz").status_code == 200
@@ -68,3 +75,4 @@ def test_security_headers():
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["X-Frame-Options"] == "DENY"
     assert "max-age=" in response["Strict-Transport-Security"]
+    assert "preload" not in response["Strict-Transport-Security"]  # opt-in: a commitment

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
@@ -124,8 +125,22 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "unavailable"}, status_code=503)
 
 
+def same_site(origin: str | None) -> bool:
+    """Whether a WebSocket handshake may proceed. Browsers send the page's Origin and the site's
+    cookies with it, and no CSRF check covers a handshake: an Origin whose host is not in
+    ALLOWED_HOSTS is refused, as Channels does. Clients other than browsers send none."""
+    if origin is None or "*" in ALLOWED_HOSTS:
+        return True
+    host = urlsplit(origin).hostname or ""
+    return any(host == allowed or (allowed.startswith("*.") and host.endswith(allowed[1:]))
+               for allowed in ALLOWED_HOSTS)
+
+
 @app.websocket("/ws/echo")
 async def echo(websocket: WebSocket) -> None:
+    if not same_site(websocket.headers.get("origin")):
+        await websocket.close(code=1008)  # before accept: the handshake is answered 403
+        return
     await websocket.accept()
     try:
         while True:

@@ -72,3 +72,20 @@ def test_foreign_host_is_refused(client):
 def test_docs_are_off_in_production(client):
     assert client.get("/docs").status_code == 404
     assert client.get("/openapi.json").status_code == 404
+
+
+def test_websocket_from_a_foreign_origin_is_refused(client):
+    """A page on another site must not talk to the echo with the user's cookies (as Channels'
+    AllowedHostsOriginValidator refuses it in a Django project)."""
+    from starlette.websockets import WebSocketDisconnect
+
+    try:
+        with client.websocket_connect("ws://localhost/ws/echo",
+                                      headers={"origin": "http://evil.example"}):
+            raise AssertionError("accepted")
+    except WebSocketDisconnect as refused:
+        assert refused.code == 1008
+    with client.websocket_connect("ws://localhost/ws/echo",
+                                  headers={"origin": "https://localhost"}) as websocket:
+        websocket.send_text("ping")
+        assert websocket.receive_text() == "ping"

@@ -35,8 +35,13 @@ def create_app(config: dict | None = None) -> Flask:
     # FLASK_MAX_CONTENT_LENGTH the limit above.
     app.config.from_prefixed_env()
     hosts = os.environ.get("FLASK_TRUSTED_HOSTS", "localhost,127.0.0.1")
-    # A request whose Host header names another site is answered 400.
-    app.config["TRUSTED_HOSTS"] = [h.strip() for h in hosts.split(",") if h.strip()] or None
+    # A request whose Host header names another site is answered 400. Flask reads an empty list
+    # as "any host": set but naming none (FLASK_TRUSTED_HOSTS=''), it refuses to start instead.
+    trusted = [h.strip() for h in hosts.split(",") if h.strip()]
+    if not trusted and "FLASK_TRUSTED_HOSTS" in os.environ:
+        raise RuntimeError("FLASK_TRUSTED_HOSTS names no host: set it to the host names this "
+                           "service answers to, comma-separated (e.g. example.com,localhost)")
+    app.config["TRUSTED_HOSTS"] = trusted or None
     app.config.update(config or {})
     if not app.config.get("SECRET_KEY"):
         if not (app.debug or app.testing):

@@ -79,3 +79,12 @@ def test_secret_key_is_required(monkeypatch):
     monkeypatch.delenv("FLASK_DEBUG", raising=False)
     with pytest.raises(RuntimeError, match="FLASK_SECRET_KEY"):
         create_app()
+
+
+@pytest.mark.parametrize("hosts", ["", " , "])
+def test_a_host_list_naming_no_host_refuses_to_start(monkeypatch, hosts):
+    """Flask would trust every host: fail closed, as FastAPI and Django do."""
+    monkeypatch.setenv("FLASK_TRUSTED_HOSTS", hosts)
+    monkeypatch.setenv("FLASK_SECRET_KEY", "x" * 32)
+    with pytest.raises(RuntimeError, match="FLASK_TRUSTED_HOSTS names no host"):
+        create_app()
