@@ -73,9 +73,11 @@ def test_pyproject_declares_what_the_project_imports(projects, cid):
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 imports.add(node.module.split(".")[0])
     third_party = imports - set(sys.stdlib_module_names) - {"shop"}
-    # starlette and pydantic come with fastapi, asgiref with django
+    # starlette and pydantic come with fastapi, asgiref with django, psycopg_pool with psycopg's
+    # pool extra
     distribution = {"starlette": "fastapi", "pydantic": "fastapi", "flask": "flask",
-                    "uvicorn_worker": "uvicorn-worker", "asgiref": "django"}
+                    "uvicorn_worker": "uvicorn-worker", "asgiref": "django",
+                    "psycopg_pool": "psycopg[binary,pool]"}
     for module in third_party:
         assert distribution.get(module, module) in declared, f"{module} is imported, not declared"
     combination = find_combination(cid)

@@ -12,6 +12,7 @@ The server's master imports this module to check the settings before any worker 
 opens no connection and reads no Django setting at import.
 """
 
+import functools
 import logging
 import os
 import sys
@@ -165,7 +166,10 @@ class DatabaseUnavailableMiddleware(MiddlewareMixin):
         return None
 
 
-_threads: ThreadPoolExecutor | None = None
+@functools.cache
+def threads() -> ThreadPoolExecutor:
+    """This worker's database threads, made at its first query: never in the server's master."""
+    return ThreadPoolExecutor(max_workers=pool_size(), thread_name_prefix="db")
 
 
 async def run(work, *args, **kwargs):
@@ -180,14 +184,10 @@ async def run(work, *args, **kwargs):
     workers, 64 connections; newstack's BENCHMARKS.md): about 1.6x the requests/s of the async
     ORM methods on a one-row read, and 4x on requests that wait 10 ms on the database.
     """
-    global _threads
-    if _threads is None:  # in the worker, at its first query: never in the server's master
-        _threads = ThreadPoolExecutor(max_workers=pool_size(), thread_name_prefix="db")
-
     def call():
         try:
             return work(*args, **kwargs)
         finally:
             connection.close()  # this thread's connection, back to the pool (CONN_MAX_AGE is 0)
 
-    return await sync_to_async(call, thread_sensitive=False, executor=_threads)()
+    return await sync_to_async(call, thread_sensitive=False, executor=threads())()
