@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,8 @@ from newstack.smoke import readme_commands, split_command
 from newstack.stacks import COMBINATIONS, find_combination, server_row
 
 from .conftest import run
-from .generated.proxy import PATHS, Site, changed_lines, check_config, prepare
+from .generated.proxy import (MAIN, PATHS, Site, changed_lines, check_config, prepare,
+                              rewrite_first_boot)
 
 PROD_IDS = [c.id for c in COMBINATIONS if c.target == "prod"]
 DEV_IDS = [c.id for c in COMBINATIONS if c.target == "dev"]
@@ -94,10 +96,11 @@ def test_nginx_accepts_the_config_and_the_test_changes_only_what_it_says(project
     assert checked.returncode == 0, checked.stderr
     changed = changed_lines(generated, rewritten)
     allowed = re.compile(r"^\s*(server 127\.0\.0\.1:8000 |listen |(ssl_certificate|"
-                         r"ssl_certificate_key|access_log|alias) /)")
+                         r"ssl_certificate_key|access_log|alias|root) /)")
     assert changed and all(allowed.match(line) for line in changed), changed
-    # 1 upstream line, 4 listen lines, the certificate, its key, the access log, the static files
-    assert len(changed) == 1 + 4 + 3 + django
+    # 1 upstream line, 4 listen lines, the webroot, the certificate, its key, the access log, the
+    # static files
+    assert len(changed) == 1 + 4 + 4 + django
     assert rewritten.count("server 127.0.0.1:180") == 3
 
 
@@ -153,6 +156,119 @@ def test_nginx_proxies_as_the_app_and_its_server_expect(projects, cid):
         assert directives(static, "gzip_static") == ["on"]
     else:  # the app serves /static/ from its package
         assert "location /static/" not in conf
+
+
+def readme_block(project: Path, marker: str) -> str:
+    """A block of several commands under `<!-- newstack:MARKER -->` (readme_commands: one line)."""
+    readme = (project / "README.md").read_text()
+    return re.search(rf"<!-- newstack:{marker} -->\n```sh\n(.+?\n)```", readme, re.DOTALL).group(1)
+
+
+@pytest.mark.parametrize("cid", PROD_IDS)
+def test_nginx_first_boot_config_loads_with_no_certificate_and_serves_the_challenge(
+        projects, tmp_path, cid):
+    """The README's order: the first-boot config alone (no certificate yet), certbot --webroot
+    into the directory it serves, then deploy/nginx.conf, which keeps serving it for renewals."""
+    project = projects[cid]
+    first_boot = readme_block(project, "nginx-first-boot")
+    full = readme_block(project, "nginx-full")
+    [installed] = re.findall(r"sudo cp (deploy/\S+) /etc/nginx/conf\.d/", first_boot)
+    webroot = re.search(r"certbot certonly --webroot -w (\S+) ", first_boot).group(1)
+    assert f"sudo mkdir -p {webroot}\n" in first_boot
+    assert first_boot.index(installed) < first_boot.index("nginx -t") < first_boot.index("certbot certonly")
+    assert "sudo cp deploy/nginx.conf /etc/nginx/conf.d/" in full and "nginx -t" in full
+    generated = (project / installed).read_text()
+    assert "ssl_certificate" not in generated and " ssl;" not in generated
+    for conf in (generated, (project / "deploy" / "nginx.conf").read_text()):
+        challenge = block(conf, "location /.well-known/acme-challenge/")
+        assert directives(challenge, "root") == [webroot]
+    assert "return 301 https://$host$request_uri;" in block(
+        (project / "deploy" / "nginx.conf").read_text(), "location /")
+
+    site = Site(tmp_path, [18001], 18080, 18443)
+    (tmp_path / "tmp").mkdir()
+    (tmp_path / "site.conf").write_text(rewrite_first_boot(generated, site))
+    site.conf.write_text(MAIN.format(root=tmp_path))
+    checked = check_config(site)
+    assert checked.returncode == 0, checked.stderr
+    assert not site.cert.exists()
+    # The full config in the same state fails: why the first-boot step exists.
+    prepare(project, site)
+    site.cert.unlink()
+    refused = check_config(site)
+    assert refused.returncode != 0 and "tls.crt" in refused.stderr
+
+
+def unit_sections(text: str) -> dict[str, dict[str, list[str]]]:
+    """A systemd unit's keys by section, each with its values in order (keys may repeat)."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current = None
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            current = sections.setdefault(line.strip("[]"), {})
+        else:
+            key, value = line.split("=", 1)
+            current.setdefault(key, []).append(value)
+    return sections
+
+
+def systemd_verify(unit: Path) -> subprocess.CompletedProcess:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.fail("systemd-analyze is not installed: `apt-get install -y systemd` (.ci/run "
+                    "installs it)", pytrace=False)
+    return subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+@pytest.mark.parametrize("cid", PROD_IDS)
+def test_systemd_unit_runs_the_nginx_command_and_passes_systemd_analyze_verify(
+        projects, tmp_path, cid):
+    project = projects[cid]
+    [unit_path] = (project / "deploy").glob("*.service")
+    app = unit_path.stem
+    text = unit_path.read_text()
+    unit = unit_sections(text)
+    service = unit["Service"]
+    commands = readme_commands(project)
+    env, argv = split_command(commands["nginx-command"])
+    home = f"/srv/{app}"
+    [start] = service["ExecStart"]
+    assert start.split()[0] == f"{home}/.venv/bin/{argv[0]}"
+    assert split_command(start)[1][1:] == argv[1:]
+    [environment] = service["Environment"]
+    assert dict(pair.split("=", 1) for pair in environment.split()) == env
+    assert service["EnvironmentFile"] == [f"{home}/.env"]
+    assert service["WorkingDirectory"] == [home]
+    assert service["User"] == [app] != ["root"] and service["Group"] == [app]
+    assert service["Restart"] == ["on-failure"]
+    for key, value in {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
+                       "PrivateTmp": "yes", "CapabilityBoundingSet": ""}.items():
+        assert service[key] == [value], key
+    assert unit["Install"]["WantedBy"] == ["multi-user.target"]
+    # The README creates that user and directory and enables the unit.
+    steps = readme_block(project, "systemd")
+    assert f"useradd --system --home-dir {home} " in steps and f" {app}\n" in steps
+    assert f"sudo cp deploy/{unit_path.name} /etc/systemd/system/" in steps
+    assert f"systemctl enable --now {app}" in steps
+
+    # systemd-analyze verify checks that ExecStart's program exists: a venv where the unit
+    # expects it, pointing at this one's programs.
+    root = tmp_path / "srv"
+    (root / ".venv" / "bin").mkdir(parents=True)
+    (root / ".venv" / "bin" / argv[0]).symlink_to(Path(sys.executable).parent / argv[0])
+    (root / ".env").touch()
+    checked_unit = tmp_path / unit_path.name
+    checked_unit.write_text(text.replace(home, str(root)))
+    checked = systemd_verify(checked_unit)
+    assert checked.returncode == 0 and not checked.stderr.strip(), checked.stderr
+    # and it would complain about a misspelt key or a bad value
+    checked_unit.write_text(text.replace(home, str(root)).replace("ProtectSystem=strict",
+                                                                  "ProtectSystem=strictly"))
+    assert "ProtectSystem" in systemd_verify(checked_unit).stderr or "protect system" in \
+        systemd_verify(checked_unit).stderr
 
 
 # Kubernetes ---------------------------------------------------------------------------------
@@ -360,5 +476,5 @@ def test_the_rewrite_patterns_cover_every_absolute_path(projects):
     code = re.sub(r"#[^\n]*", "", conf)
     paths = [line for line in code.splitlines()
              if re.match(r"\s*(?!location\b|return\b)\w+\s+(.*\s)?/\w", line)]
-    assert len(paths) == 4, paths
+    assert len(paths) == 5, paths
     assert all(any(p.match(line) for p in PATHS.values()) for line in paths), paths
