@@ -20,8 +20,15 @@ from newstack.smoke import readme_commands, split_command
 from newstack.stacks import COMBINATIONS, find_combination, server_row
 
 from .conftest import run
-from .generated.proxy import (MAIN, PATHS, Site, changed_lines, check_config, prepare,
-                              rewrite_first_boot)
+from .generated.proxy import (
+    MAIN,
+    PATHS,
+    Site,
+    changed_lines,
+    check_config,
+    prepare,
+    rewrite_first_boot,
+)
 
 PROD_IDS = [c.id for c in COMBINATIONS if c.target == "prod"]
 DEV_IDS = [c.id for c in COMBINATIONS if c.target == "dev"]
@@ -269,6 +276,86 @@ def test_systemd_unit_runs_the_nginx_command_and_passes_systemd_analyze_verify(
                                                                   "ProtectSystem=strictly"))
     assert "ProtectSystem" in systemd_verify(checked_unit).stderr or "protect system" in \
         systemd_verify(checked_unit).stderr
+
+
+# Compose --------------------------------------------------------------------------------------
+
+COMPOSE_SCHEMA = Path(__file__).parent / "schemas" / "compose-spec.json"  # see schemas/README.md
+
+
+def compose_errors(document: dict) -> list[str]:
+    import jsonschema
+
+    schema = json.loads(COMPOSE_SCHEMA.read_text())
+    validator = jsonschema.Draft7Validator(schema)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
+
+
+@pytest.mark.parametrize("cid", PROD_IDS)
+def test_compose_file_fits_the_spec_and_the_project(projects, cid):
+    project = projects[cid]
+    stack = find_combination(cid).stack
+    compose = yaml.safe_load((project / "compose.yaml").read_text())
+    assert compose_errors(compose) == []
+    services = compose["services"]
+    app, migrate, nginx, db = (services[name] for name in ("app", "migrate", "nginx", "db"))
+
+    # The image the Dockerfile builds, on the port it sets, with the settings the app reads.
+    port = re.search(r"PORT=(\d+)", (project / "Dockerfile").read_text()).group(1)
+    assert app["build"] == migrate["build"] == "." and app["image"] == migrate["image"]
+    assert app["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert app["env_file"] == migrate["env_file"] == ".env"
+    assert ".env" in (project / ".gitignore").read_text()
+    env = app["environment"]
+    assert env == migrate["environment"]
+    user, password, name = (db["environment"][k] for k in
+                            ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"))
+    assert env["DATABASE_URL"] == f"postgresql://{user}:{password}@db:5432/{name}"
+    example = (project / ".env.example").read_text()
+    for key in env:
+        assert re.search(rf"(?m)^{key}=", example) or key == "FORWARDED_ALLOW_IPS", key
+    if stack.extras and dict(stack.extras).get("redis"):
+        assert env["REDIS_URL"] == "redis://redis:6379/0" and "redis" in services
+        assert app["depends_on"]["redis"] == {"condition": "service_healthy"}
+    else:
+        assert "REDIS_URL" not in env and "redis" not in services
+
+    # Migrations first, to completion; the database healthy before either.
+    assert " ".join(migrate["command"]) == stack.migrate
+    assert app["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+    assert migrate["depends_on"]["db"] == app["depends_on"]["db"] == {
+        "condition": "service_healthy"}
+    assert "healthcheck" in db and migrate["restart"] == "no"
+
+    # nginx: the project's config pointed at the app service, certbot's files from the host.
+    assert nginx["profiles"] == ["nginx"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in nginx["volumes"]}
+    conf = mounts["/etc/nginx/conf.d/default.conf"]
+    assert (project / conf).exists()
+    upstream = block((project / conf).read_text(), f"upstream {app['image'].replace('-', '_')}")
+    assert directives(upstream, "server")[0].startswith(f"app:{port} ")
+    generated = (project / "deploy" / "nginx.conf").read_text()
+    assert changed_lines(generated, (project / conf).read_text()) == [
+        "    server 127.0.0.1:8000 max_fails=0;"]
+    assert mounts["/var/www/certbot"] == "/var/www/certbot"
+    assert mounts["/etc/letsencrypt"] == "/etc/letsencrypt"
+    if stack.prod_setup:  # Django: the static files nginx serves
+        static = directives(block(generated, "location /static/"), "alias")[0].rstrip("/")
+        assert static in mounts
+        assert nginx["depends_on"]["collectstatic"] == {
+            "condition": "service_completed_successfully"}
+    assert nginx["depends_on"]["app"] == {"condition": "service_healthy"}
+    assert "HEALTHCHECK" in (project / "Dockerfile").read_text()
+    readme = readme_block(project, "compose")
+    assert "docker compose up" in readme and "--profile nginx" in readme
+
+
+def test_compose_schema_catches_a_broken_file(projects):
+    compose = yaml.safe_load((projects["flask-wsgi-prod"] / "compose.yaml").read_text())
+    compose["services"]["app"]["depends_on"]["migrate"]["condition"] = "service_finished"
+    compose["services"]["app"]["portz"] = ["8000:8000"]
+    errors = compose_errors(compose)
+    assert any("service_finished" in e for e in errors) and any("portz" in e for e in errors)
 
 
 # Kubernetes ---------------------------------------------------------------------------------
