@@ -35,7 +35,7 @@ DEV_IDS = [c.id for c in COMBINATIONS if c.target == "dev"]
 # The oldest Kubernetes minor the manifests are written for (the preStop `sleep` action is on by
 # default from 1.30) and the newest that kubernetes-validate bundles schemas for.
 KUBERNETES_VERSIONS = ("1.33.0", "1.37.0")
-MANIFESTS = ("deployment", "service", "hpa", "pdb", "configmap", "jobs/migrate")
+MANIFESTS = ("deployment", "service", "hpa", "pdb", "configmap", "ingress", "jobs/migrate")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -471,9 +471,11 @@ def test_the_migration_job_is_the_app_s_pod_running_its_migrate_command(projects
     for text in ((project / "README.md").read_text(),
                  (project / "deploy" / "k8s" / "deployment.yaml").read_text()):
         steps = text[text.index("kubectl create secret"):]
-        steps = steps[:steps.index("kubectl apply -f deploy/k8s/\n")]
+        steps = steps[:steps.index("kubectl apply -k deploy/k8s/\n")]
         assert {key for key in required if f"--from-literal={key}=" in steps} == required
-        assert "kubectl apply -f deploy/k8s/jobs/migrate.yaml" in steps
+        # the ConfigMap the Job reads exists before it runs
+        assert (steps.index("kubectl apply -f deploy/k8s/configmap.yaml") <
+                steps.index("kubectl apply -k deploy/k8s/jobs/") < steps.index("kubectl wait"))
     # The command works in the project with the ConfigMap's settings and the Secret's keys.
     configmap = found["configmap"]["data"]
     secrets = {stack.secret_env: "k" * 50} if stack.secret_env else {}
@@ -486,6 +488,68 @@ def test_the_migration_job_is_the_app_s_pod_running_its_migrate_command(projects
                                "DATABASE_URL": f"sqlite:///{database}"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert database.stat().st_size > 0
+
+
+@pytest.mark.parametrize("cid", PROD_IDS)
+def test_ingress_routes_the_configmap_s_host_to_the_service(projects, cid):
+    project = projects[cid]
+    stack = find_combination(cid).stack
+    found = manifests(project)
+    ingress, service = found["ingress"], found["service"]
+    hosts = found["configmap"]["data"][stack.hosts_env].split(",")
+    [rule] = ingress["spec"]["rules"]
+    assert rule["host"] == hosts[0] and rule["host"] != "localhost"
+    assert ingress["spec"]["tls"] == [{"hosts": [rule["host"]],
+                                       "secretName": f"{service['metadata']['name']}-tls"}]
+    [path] = rule["http"]["paths"]
+    assert (path["path"], path["pathType"]) == ("/", "Prefix")
+    assert path["backend"]["service"] == {"name": service["metadata"]["name"],
+                                          "port": {"name": service["spec"]["ports"][0]["name"]}}
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "10m"
+    # cert-manager: documented, left for the user to switch on with their issuer
+    text = (project / "deploy" / "k8s" / "ingress.yaml").read_text()
+    assert "# cert-manager.io/cluster-issuer: " in text
+    assert not any(key.startswith("cert-manager") for key in annotations)
+    if stack.realtime:  # WebSockets and SSE outlive ingress-nginx's 60 s default
+        for key in ("proxy-read-timeout", "proxy-send-timeout"):
+            assert int(annotations[f"nginx.ingress.kubernetes.io/{key}"]) >= 3600
+    else:
+        assert "nginx.ingress.kubernetes.io/proxy-read-timeout" not in annotations
+
+
+def kustomization(project: Path, where: str) -> dict:
+    return yaml.safe_load((project / "deploy" / "k8s" / where / "kustomization.yaml").read_text())
+
+
+@pytest.mark.parametrize("cid", PROD_IDS)
+def test_kustomizations_cover_the_manifests_and_set_their_image(projects, cid):
+    """No kustomize binary installs from PyPI (the `kustomize` package is an unrelated Python
+    library): what `kustomize build` would check about these files, checked here."""
+    project = projects[cid]
+    k8s = project / "deploy" / "k8s"
+    main, jobs = kustomization(project, ""), kustomization(project, "jobs")
+    for found in (main, jobs):
+        assert found["apiVersion"] == "kustomize.config.k8s.io/v1beta1"
+        assert found["kind"] == "Kustomization"
+    # Every manifest in one of them; the Job in its own, applied and awaited first.
+    listed = {*main["resources"], *(f"jobs/{r}" for r in jobs["resources"])}
+    files = {str(p.relative_to(k8s)) for p in k8s.rglob("*.yaml") if p.name != "kustomization.yaml"}
+    assert listed == files == {f"{name}.yaml" for name in MANIFESTS}
+    assert jobs["resources"] == ["migrate.yaml"]
+    # The image: one entry, the same in both, naming the image every container is written with.
+    assert main["images"] == jobs["images"]
+    [entry] = main["images"]
+    images = {c["image"] for m in manifests(project).values() if m["kind"] in ("Deployment", "Job")
+              for c in m["spec"]["template"]["spec"]["containers"]}
+    assert images == {f"{entry['name']}:{entry['newTag']}"}
+    # The README's steps set it in both with `kustomize edit set image` and apply with -k.
+    readme = (project / "README.md").read_text()
+    for where in ("deploy/k8s", "deploy/k8s/jobs"):
+        assert f"(cd {where} && kustomize edit set image {entry['name']}=$IMAGE)" in readme
+    assert "kubectl apply -k deploy/k8s/jobs/\n" in readme and "kubectl apply -k deploy/k8s/\n" in readme
+    assert "kubectl apply -f deploy/k8s/\n" not in readme  # it would send kustomization.yaml
 
 
 def test_kubernetes_names_follow_dns_rules_for_any_project_name(tmp_path):
@@ -547,7 +611,7 @@ def test_readme_explains_the_three_ways_to_run_in_production(projects, cid):
         return
     start = headings.index(section[0])
     assert headings[start:start + 4] == section
-    assert "deploy/nginx.conf" in readme and "kubectl apply -f deploy/k8s/" in readme
+    assert "deploy/nginx.conf" in readme and "kubectl apply -k deploy/k8s/" in readme
     commands = readme_commands(projects[cid])
     env, argv = split_command(commands["nginx-command"])
     assert argv == split_command(commands["prod-command"])[1]
