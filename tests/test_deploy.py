@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -204,6 +205,53 @@ def test_nginx_first_boot_config_loads_with_no_certificate_and_serves_the_challe
     site.cert.unlink()
     refused = check_config(site)
     assert refused.returncode != 0 and "tls.crt" in refused.stderr
+
+
+@pytest.mark.parametrize("which", ["nginx.first-boot.conf", "nginx.conf"])
+def test_port_80_answers_certbot_s_challenge_from_its_webroot(projects, tmp_path, which):
+    """A real nginx on each config: the token certbot writes is served over plain HTTP; the rest
+    waits (first boot) or moves to HTTPS."""
+    import http.client
+
+    from newstack.smoke import free_port
+
+    project = projects["flask-wsgi-prod"]
+    site = Site(tmp_path, [free_port()], free_port(), free_port())
+    if which == "nginx.conf":
+        prepare(project, site)
+    else:
+        (tmp_path / "tmp").mkdir()
+        generated = (project / "deploy" / which).read_text()
+        (tmp_path / "site.conf").write_text(rewrite_first_boot(generated, site))
+        site.conf.write_text(MAIN.format(root=tmp_path))
+    if os.geteuid() == 0:  # workers as this user, who can read the test's private directory
+        site.conf.write_text("user root;\n" + site.conf.read_text())
+    token = site.webroot / ".well-known" / "acme-challenge" / "Tok3n_-x"
+    token.parent.mkdir(parents=True)
+    token.write_text("Tok3n_-x.thumbprint")
+    server = subprocess.Popen(site.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        answers = {}
+        for path in ("/.well-known/acme-challenge/Tok3n_-x", "/"):
+            for _ in range(100):
+                try:
+                    connection = http.client.HTTPConnection("127.0.0.1", site.http_port, timeout=5)
+                    connection.request("GET", path, headers={"Host": "shop.example.com"})
+                    response = connection.getresponse()
+                    answers[path] = (response.status, response.read().decode(),
+                                     response.getheader("Location"))
+                    break
+                except ConnectionRefusedError:
+                    assert server.poll() is None, server.stderr.read().decode()
+                    time.sleep(0.05)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert answers["/.well-known/acme-challenge/Tok3n_-x"][:2] == (200, "Tok3n_-x.thumbprint")
+    if which == "nginx.conf":
+        assert answers["/"][0] == 301 and answers["/"][2] == "https://shop.example.com/"
+    else:
+        assert answers["/"][0] == 503
 
 
 def unit_sections(text: str) -> dict[str, dict[str, list[str]]]:
