@@ -112,9 +112,12 @@ def settle(root: Path, before: dict, code: int | None, stderr: str, kind: str,
     return "refused"
 
 
-def example_files(cid: str, package: str) -> set[str]:
-    """The files a project of this combination has: those of examples/CID, package renamed."""
-    files = set(tree(REPO / "examples" / cid))
+def example_files(cid: str, package: str, app: str = "example") -> set[str]:
+    """The files a project of this combination has: those of examples/CID, package renamed, and
+    the systemd unit named after the app (copier.yml's app_name)."""
+    files = set(tree(REPO / "examples" / cid)) - {"deploy/example.service"}
+    if (REPO / "examples" / cid / "deploy" / "example.service").exists():
+        files.add(f"deploy/{app}.service")
     return {f"{package}/{f[len('example/'):]}" if f.startswith("example/") else f for f in files}
 
 
@@ -129,7 +132,8 @@ def assert_complete(project: Path, name: str, cid: str | None) -> None:
     if cid is None:
         stack = find_stack(answers["framework"], answers["protocol"])
         cid = Combination(stack, answers["target"], answers.get("server")).id
-    assert set(files) == example_files(cid, package), f"{project} is not complete"
+    app = name.lower().replace("_", "-")[:63].strip("-")  # copier.yml's app_name
+    assert set(files) == example_files(cid, package, app), f"{project} is not complete"
     assert answers["project_name"] == name
     for rel, content in files.items():
         text = content.decode()

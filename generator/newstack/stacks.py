@@ -67,7 +67,7 @@ TARGET_ROWS = (
     Target(
         "prod",
         "a production server, Dockerfile, deploy files",
-        ships=(".dockerignore", ".env.example", "Dockerfile", "deploy"),
+        ships=(".dockerignore", ".env.example", "Dockerfile", "deploy", "compose.yaml"),
         takes_server=True,
         debug_env_in_dev_command=True,  # a prod project's settings default to debug off
     ),

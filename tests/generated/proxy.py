@@ -10,9 +10,9 @@ copy of the generated file in which `rewrite_site` changes only:
 - the `listen` lines: `listen 80;` and `listen 443 ssl;` become `listen 127.0.0.1:PORT;` and
   `listen 127.0.0.1:PORT ssl;` on free ports; the `listen [::]:...` lines are dropped (the test
   listens on 127.0.0.1 only);
-- four absolute paths: the certificate and its key (a self-signed certificate made by the test,
-  as nothing can issue a real one for 127.0.0.1), the access log, and, for Django, the static
-  files directory.
+- five absolute paths: certbot's webroot, the certificate and its key (a self-signed certificate
+  made by the test, as nothing can issue a real one for 127.0.0.1), the access log, and, for
+  Django, the static files directory.
 
 Everything else is the generated file byte for byte; `changed_lines` lets a test prove it.
 TLS is real: nginx ends it and sends `X-Forwarded-Proto: https` from `$scheme`, as in production.
@@ -63,6 +63,7 @@ PATHS = {
     "ssl_certificate_key": re.compile(r"^(\s*ssl_certificate_key) /\S+;$", re.MULTILINE),
     "access_log": re.compile(r"^(\s*access_log) /\S+( \w+)?;$", re.MULTILINE),
     "static": re.compile(r"^(\s*alias) /\S+;$", re.MULTILINE),
+    "webroot": re.compile(r"^(\s*root) /\S+;$", re.MULTILINE),  # certbot's challenge files
 }
 
 
@@ -87,6 +88,10 @@ class Site:
 
     def __post_init__(self):
         self.cert, self.key = self.root / "tls.crt", self.root / "tls.key"
+
+    @property
+    def webroot(self) -> Path:
+        return self.root / "certbot"
 
     @property
     def access_log(self) -> Path:
@@ -114,6 +119,13 @@ def _sub(pattern: re.Pattern, replace, text: str, expected: int, what: str) -> s
     return result
 
 
+def rewrite_first_boot(generated: str, site: Site) -> str:
+    """deploy/nginx.first-boot.conf with its one `listen 80;` and its webroot moved as above."""
+    text = _sub(LISTEN, rf"\1listen 127.0.0.1:{site.http_port};", generated, 1, "listen")
+    text, _ = LISTEN_V6.subn("", text)
+    return _sub(PATHS["webroot"], rf"\1 {site.webroot};", text, 1, "webroot")
+
+
 def rewrite_site(generated: str, site: Site) -> str:
     """The generated deploy/nginx.conf with only the changes the module docstring lists."""
     text = _sub(UPSTREAM_SERVER, lambda m: "\n".join(
@@ -127,6 +139,7 @@ def rewrite_site(generated: str, site: Site) -> str:
     text = _sub(PATHS["ssl_certificate"], rf"\1 {site.cert};", text, 1, "ssl_certificate")
     text = _sub(PATHS["ssl_certificate_key"], rf"\1 {site.key};", text, 1, "ssl_certificate_key")
     text = _sub(PATHS["access_log"], rf"\1 {site.access_log}\2;", text, 1, "access_log")
+    text = _sub(PATHS["webroot"], rf"\1 {site.webroot};", text, 1, "webroot")
     if site.static_root is not None:
         text = _sub(PATHS["static"], rf"\1 {site.static_root}/;", text, 1, "static alias")
     return text
