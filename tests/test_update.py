@@ -263,7 +263,8 @@ def test_an_update_with_nothing_to_change_says_so(versioned_template, tmp_path):
     project = create(tmp_path, versioned_template)  # already at the latest tag
     result = newstack("update", str(project))
     assert result.returncode == 0, result.stderr
-    assert result.stdout == f"{project}: template v0.2.0; nothing changed\n"
+    assert result.stdout == (f"{project}: template v0.2.0, no newer version (from "
+                             f"{versioned_template}); nothing changed\n")
     assert status(project) == ""
 
 

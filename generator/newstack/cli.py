@@ -183,7 +183,8 @@ def update(
     if outcome.version_before != outcome.version_after:
         versions = f"template {outcome.version_before} -> {outcome.version_after}"
     else:
-        versions = f"template {outcome.version_after}" + (", answers changed" if data else "")
+        versions = f"template {outcome.version_after}, " + (
+            "answers changed" if data else "no newer version")
     versions += f" (from {source})"
     if not outcome.changed:
         print(f"{path.absolute()}: {versions}; nothing {'would change' if pretend else 'changed'}")
