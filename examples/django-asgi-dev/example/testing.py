@@ -4,7 +4,7 @@ The tests are pytest's (tests/, whose conftest.py sets Django up on a database o
 Django's own runner would find none of them and report "Ran 0 tests ... OK".
 """
 
-import subprocess
+import subprocess  # nosec B404: runs pytest with this interpreter
 import sys
 
 
@@ -23,4 +23,4 @@ class PytestRunner:
             argv.append("--exitfirst")
         if self.verbosity != 1:
             argv.append("--quiet" if self.verbosity == 0 else "--verbose")
-        return subprocess.call(argv)  # noqa: S603  # this interpreter, the caller's arguments
+        return subprocess.call(argv)  # noqa: S603  # nosec B603: this interpreter, the caller's arguments
