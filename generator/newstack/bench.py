@@ -629,15 +629,17 @@ class Peak(threading.Thread):
         import psycopg
 
         with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as connection:
-            while not self.done.wait(0.05):
+            while True:  # at least one sample, however soon it is stopped
                 row = connection.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND backend_type "
                     "= 'client backend'", (self.name,)).fetchone()
                 self.peak = max(self.peak, row[0] if row else 0)
+                if self.done.wait(0.05):
+                    break
 
     def stop(self) -> int:
         self.done.set()
-        self.join(5)
+        self.join(10)
         return self.peak
 
 
