@@ -153,6 +153,7 @@ def add_bench_routes(project: Path, combination: Combination) -> None:
 
 # wrk's requests for a workload: the path (a random id in place of {id}), method, body and the
 # ids' range from the script's arguments.
+SCRIPT_NAME = "workload.lua"
 WRK_SCRIPT = """
 function init(args)
   path, method, body, rows = args[1], args[2], args[3], tonumber(args[4])
@@ -583,8 +584,7 @@ def measure(project: Path, combination: Combination, variant: Variant, seconds: 
         argv += variant.extra_args
     headers = smoke.PROXY_HEADERS
     server = smoke.Server(argv, project, env, logs / f"{combination.id}-{len(os.listdir(logs))}.log")
-    script = logs / "workload.lua"
-    script.write_text(WRK_SCRIPT)
+    script = logs / SCRIPT_NAME  # written once per run, by bench()
     peak = database.peak(combination) if database else None
     try:
         server.wait_ready(f"http://{smoke.HOST}:{port}/healthz", headers)
@@ -721,6 +721,7 @@ def bench(combinations: list[Combination], seconds: float, levels: tuple[int, ..
     with smoke.workspace() as root, contextlib.ExitStack() as stack:
         logs = root / "logs"
         logs.mkdir()
+        (logs / SCRIPT_NAME).write_text(WRK_SCRIPT)
         database = None
         if needs_database:
             cluster = (stack.enter_context(Cluster(max_connections=200))
