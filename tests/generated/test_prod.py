@@ -9,6 +9,7 @@ prod-figures.json.
 
 from __future__ import annotations
 
+import http.client
 import signal
 import socket
 import threading
@@ -171,6 +172,26 @@ def stream_events(base_url: str, count: int, started: threading.Event, outcome: 
         started.set()
 
 
+def idle(port: int, request_first: bool, started: threading.Event, outcome: dict) -> None:
+    """A connection that waits: on nothing sent at all, or after one keep-alive response. A
+    stopping server must close it, not wait out graceful_timeout on it."""
+    connection = http.client.HTTPConnection(smoke.HOST, port, timeout=15)
+    try:
+        connection.connect()
+        if request_first:
+            connection.request("GET", "/healthz", headers=smoke.PROXY_HEADERS)
+            response = connection.getresponse()
+            response.read()
+            outcome["status"] = response.status
+        started.set()
+        outcome["closed"] = connection.sock.recv(1) == b""
+    except OSError as error:
+        outcome["error"] = repr(error)
+    finally:
+        connection.close()
+        started.set()
+
+
 @pytest.mark.server("stop")
 @pytest.mark.parametrize("config", params())
 def test_sigterm_lets_slow_requests_finish_then_exits_within_graceful_timeout(
@@ -188,6 +209,9 @@ def test_sigterm_lets_slow_requests_finish_then_exits_within_graceful_timeout(
     add("request trickled in over 1.2 s",
         lambda o: o.get("status") == "HTTP/1.1 200 OK" and b"Hello from shop" in o["body"],
         trickle, running.port, pieces, 0.4)
+    add("connection that sent nothing", lambda o: o.get("closed"), idle, running.port, False)
+    add("keep-alive connection idle after a response",
+        lambda o: o.get("status") == 200 and o.get("closed"), idle, running.port, True)
     if config.asgi:
         add("SSE stream of 1.4 s", lambda o: o.get("status") == 200 and o["events"] == 5
             and "error" not in o, stream_events, running.base_url, 5)
