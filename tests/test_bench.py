@@ -114,9 +114,29 @@ def test_tunings_and_peers_are_rows_of_the_table():
     assert all(s.seed_claim for s in STACKS)
     django = bench.variants(find_combination("django-wsgi-prod"), 2)[-1]
     assert django.argv[:2] == ("gunicorn", "bench.wsgi:application")
-    own = bench.variants(find_combination("flask-wsgi-prod-granian"), 2)[-1]
-    assert own.name == "Granian's own: 512 blocking threads"
-    assert own.env == {"GRANIAN_BLOCKING_THREADS": "512"}
+    workers = bench.variants(find_combination("flask-wsgi-prod-granian"), 2)[1]
+    assert workers.name == "2 x cores + 1 workers"
+    assert workers.env == {"WEB_CONCURRENCY": "5"}  # filled in for 2 cores
+    pools = [v.env for v in bench.variants(find_combination("django-asgi-prod-granian"), 2)
+             if v.name.startswith("pool ")]
+    assert pools == [{"DB_POOL_SIZE": "10"}, {"DB_POOL_SIZE": "20"}]
+
+
+def test_tunings_run_on_the_tuned_workloads_the_default_and_peers_on_all():
+    from newstack.stacks import WORKLOADS
+
+    levels = (16, 64)
+    django = find_combination("django-wsgi-prod")
+    default, *others = [bench.DEFAULT, *bench.variants(django, 2)]
+    tuning, peer = others[0], others[-1]
+    every = [(w.name, n) for w in WORKLOADS for n in levels]
+    assert [(w.name, n) for w, n in bench.slices_of(django, default, WORKLOADS, levels)] == every
+    assert [(w.name, n) for w, n in bench.slices_of(django, peer, WORKLOADS, levels)] == every
+    tuned = bench.slices_of(django, tuning, WORKLOADS, levels)
+    assert [(w.name, n) for w, n in tuned] == [(w, n) for w in ("db", "queries") for n in levels]
+    # a run without a tuned workload tunes on what it measures
+    json_only = bench.slices_of(django, tuning, WORKLOADS[:1], levels)
+    assert [(w.name, n) for w, n in json_only] == [("json", 16), ("json", 64)]
 
 
 def test_database_workloads_go_through_the_project_s_routes_on_sqlite_and_postgresql(tmp_path):

@@ -46,7 +46,6 @@ from .stacks import (
     WORKLOADS,
     Combination,
     Peer,
-    Server,
     ServerName,
     Stack,
     Tuning,
@@ -210,13 +209,9 @@ class Variant:
 DEFAULT = Variant("default (generated)")
 
 
-def machine_counts(server: Server, cores: int) -> dict[str, int]:
+def machine_counts(cores: int) -> dict[str, int]:
     """What a Tuning's `{...}` stand for on this machine (see stacks.Tuning)."""
-    return {
-        "cores": cores,
-        "cores_x2_plus_1": 2 * cores + 1,
-        "half_backlog_per_core": max(1, server.backlog // cores // 2),
-    }
+    return {"cores": cores, "cores_x2_plus_1": 2 * cores + 1}
 
 
 def tuning_variant(tuning: Tuning, counts: dict[str, int]) -> Variant:
@@ -233,17 +228,20 @@ def peer_variant(peer: Peer, stack: Stack) -> Variant:
 
 def variants(combination: Combination, cores: int) -> list[Variant]:
     """The alternatives tried against the generated default (which is not in the list): the
-    server's tunings for the stack's protocol, then, beside the default server only (once per
-    stack), the stack's peers."""
+    server's tunings for the stack's protocol, then the stack's peers (see `peers`)."""
     server = combination.server_row
     if server is None:
         raise NewstackError(f"{combination.id} has no production server to measure")
-    counts = machine_counts(server, cores)
-    found = [tuning_variant(t, counts) for t in server.tunings
-             if combination.protocol in t.protocols]
-    if server.name == SERVERS[0]:
-        found += [peer_variant(p, combination.stack) for p in combination.stack.peers]
-    return found
+    counts = machine_counts(cores)
+    return [*(tuning_variant(t, counts) for t in server.tunings
+              if combination.protocol in t.protocols), *peers(combination)]
+
+
+def peers(combination: Combination) -> list[Variant]:
+    """The stack's peers, measured beside its default server only (once per stack)."""
+    if combination.server != SERVERS[0]:
+        return []
+    return [peer_variant(p, combination.stack) for p in combination.stack.peers]
 
 
 def plan(combination: Combination, cores: int, tune: bool, rng: random.Random) -> list[Variant]:
@@ -254,6 +252,15 @@ def plan(combination: Combination, cores: int, tune: bool, rng: random.Random) -
     others = variants(combination, cores)
     rng.shuffle(others)
     return [DEFAULT, *others, DEFAULT]
+
+
+def slices_of(combination: Combination, variant: Variant, workloads: tuple[Workload, ...],
+              levels: tuple[int, ...]) -> list[tuple[Workload, int]]:
+    """What one variant is measured on: the default and the peers on every workload and level,
+    the tunings on the tuned workloads only (Workload.tuned), or on all when a run has none."""
+    tuned = [w for w in workloads if w.tuned] or workloads
+    every = variant == DEFAULT or variant in peers(combination)
+    return [(w, n) for w, n in itertools.product(workloads, levels) if every or w in tuned]
 
 
 @dataclass
@@ -564,14 +571,18 @@ def bench_env(project: Path, combination: Combination, variant: Variant,
 
 
 def measure(project: Path, combination: Combination, variant: Variant, seconds: float,
-            connections: int, logs: Path, order: int = 0, workload: Workload = WORKLOADS[0],
-            database: Database | None = None) -> Measurement:
-    result = Measurement(combination.id, variant.name, combination.server or "", order,
-                         workload=workload.name, database=database.kind if database else "")
+            slices: list[tuple[Workload, int]], logs: Path, order: int = 0,
+            database: Database | None = None) -> list[Measurement]:
+    """One server, started once, measured on each (workload, connections) slice in turn."""
+    results = [Measurement(combination.id, variant.name, combination.server or "", order,
+                           workload=workload.name, connections=connections,
+                           database=database.kind if database and workload.database else "")
+               for workload, connections in slices]
     missing = [p for p in variant.packages if not _importable(p)]
     if missing:
-        result.failure = f"needs {', '.join(missing)} (pip install 'newstack[bench]')"
-        return result
+        for result in results:
+            result.failure = f"needs {', '.join(missing)} (pip install 'newstack[bench]')"
+        return results
     port = smoke.free_port()
     env = bench_env(project, combination, variant, port)
     if database:
@@ -582,18 +593,34 @@ def measure(project: Path, combination: Combination, variant: Variant, seconds: 
         command_env, argv = smoke.split_command(smoke.readme_commands(project)["prod-command"])
         env.update(command_env)
         argv += variant.extra_args
-    headers = smoke.PROXY_HEADERS
     server = smoke.Server(argv, project, env, logs / f"{combination.id}-{len(os.listdir(logs))}.log")
-    script = logs / SCRIPT_NAME  # written once per run, by bench()
-    peak = database.peak(combination) if database else None
     try:
-        server.wait_ready(f"http://{smoke.HOST}:{port}/healthz", headers)
-        url = f"http://{smoke.HOST}:{port}"
-        args = (script, workload.path, workload.method, workload.body, str(ROWS))
-        run_wrk(url, WARM_UP, connections, headers, args)  # imports, caches, connections
+        server.wait_ready(f"http://{smoke.HOST}:{port}/healthz", smoke.PROXY_HEADERS)
+    except smoke.SmokeError as error:
+        server.kill()
+        for result in results:
+            result.failure = str(error)[:300]
+        return results
+    try:
+        for (workload, _), result in zip(slices, results, strict=True):
+            peak = database.peak(combination) if database and workload.database else None
+            measure_slice(server, f"http://{smoke.HOST}:{port}", logs / SCRIPT_NAME, workload,
+                          seconds, result, peak)
+    finally:
+        server.kill()
+    return results
+
+
+def measure_slice(server: smoke.Server, url: str, script: Path, workload: Workload,
+                  seconds: float, result: Measurement, peak: Peak | None) -> None:
+    """Warm up (imports, caches, connections), then load: the figures go into `result`."""
+    args = (script, workload.path, workload.method, workload.body, str(ROWS))
+    headers = smoke.PROXY_HEADERS
+    try:
+        run_wrk(url, WARM_UP, result.connections, headers, args)
         if peak:
             peak.start()
-        for key, value in run_wrk(url, seconds, connections, headers, args).items():
+        for key, value in run_wrk(url, seconds, result.connections, headers, args).items():
             setattr(result, key, value)
         if not result.requests:
             raise smoke.SmokeError(f"no request was answered in {seconds:g} s "
@@ -607,8 +634,6 @@ def measure(project: Path, combination: Combination, variant: Variant, seconds: 
     finally:
         if peak:
             result.peak_connections = peak.stop()
-        server.kill()
-    return result
 
 
 def _importable(module: str) -> bool:
@@ -730,19 +755,16 @@ def bench(combinations: list[Combination], seconds: float, levels: tuple[int, ..
         projects = generate_all(combinations, root, step, database,
                                 inject=any(w.injected for w in workloads))
         plans = {c: plan(c, cores, tune, rng) for c in combinations}
-        total = sum(len(p) for p in plans.values()) * len(workloads) * len(levels)
-        done = 0
-        for workload, connections in itertools.product(workloads, levels):
-            for combination, series in plans.items():
-                for order, variant in enumerate(series, 1):
-                    done += 1
-                    step(f"[{done}/{total}, {time.monotonic() - began:.0f} s] {workload.name} "
-                         f"x {connections}: {combination.id}: {variant.name}")
-                    result = measure(projects[combination], combination, variant, seconds,
-                                     connections, logs, order, workload,
-                                     database if workload.database else None)
-                    result.connections = connections
-                    run.results.append(result)
+        chosen = [[slices_of(c, v, workloads, levels) for v in series]
+                  for c, series in plans.items()]
+        total, done = sum(len(s) for slices in chosen for s in slices), 0
+        for (combination, series), slices in zip(plans.items(), chosen, strict=True):
+            for order, (variant, mine) in enumerate(zip(series, slices, strict=True), 1):
+                step(f"[{done}/{total} measured, {time.monotonic() - began:.0f} s] "
+                     f"{combination.id}: {variant.name}")
+                run.results += measure(projects[combination], combination, variant, seconds,
+                                       mine, logs, order, database)
+                done += len(mine)
     run.elapsed = time.monotonic() - began
     return run
 

@@ -329,7 +329,8 @@ def bench(
                                        "16, 64, 256; default 64)."),
     ] = None,
     tune: Annotated[
-        bool, typer.Option(help="Also measure the alternatives to each default, and the peers.")
+        bool, typer.Option(help="Also measure the alternatives to each default (on the db and "
+                                "queries workloads when the run has them), and the peers.")
     ] = True,
     seed: Annotated[
         int | None, typer.Option(help="Seed of the shuffled order (default: a random one).")

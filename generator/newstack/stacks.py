@@ -78,9 +78,8 @@ TARGETS: tuple[TargetName, ...] = tuple(t.name for t in TARGET_ROWS)
 @dataclass(frozen=True)
 class Tuning:
     """An alternative to a server's generated settings that `newstack bench` measures beside the
-    default. `name` and the values of `env` may hold `{cores}` (the CPUs the bench may use),
-    `{cores_x2_plus_1}` and `{half_backlog_per_core}` (max(1, the server's backlog // cores // 2)),
-    filled in for the machine."""
+    default. `name` and the values of `env` may hold `{cores}` (the CPUs the bench may use) and
+    `{cores_x2_plus_1}`, filled in for the machine."""
 
     name: str
     env: dict[str, str] = field(default_factory=dict)  # on top of the generated environment
@@ -131,10 +130,9 @@ class Server:
     # recycle workers; "recycling" recycles them every few hundred requests (absent: it cannot).
     test_env: dict[str, dict[str, str]] = field(default_factory=dict)
     # `newstack bench`: the alternatives it measures beside the generated default, the
-    # environment that turns the access log off, and the generated settings' listen backlog.
+    # and the environment that turns the access log off.
     tunings: tuple[Tuning, ...] = ()
     access_log_off: dict[str, str] = field(default_factory=dict)
-    backlog: int = 2048
 
     def prod_argv(self, stack: Stack) -> tuple[str, ...]:
         return tuple(arg.replace("{app}", stack.app) for arg in self.argv)
@@ -142,6 +140,12 @@ class Server:
     def interface(self, stack: Stack) -> str:
         return self.interfaces.get(stack.key, "")
 
+
+# The database pool of an ASGI worker's event loop (DB_POOL_SIZE, default 5; Django ASGI's
+# db.run threads too), tried on both servers: WSGI pools follow the threads, tuned already.
+ASGI_POOL_TUNINGS = tuple(
+    Tuning(f"pool {size} per worker", env={"DB_POOL_SIZE": str(size)}, protocols=("asgi",))
+    for size in (10, 20))
 
 SERVER_ROWS = (
     Server(
@@ -171,13 +175,13 @@ SERVER_ROWS = (
             Tuning("2 x cores + 1 workers", env={"WEB_CONCURRENCY": "{cores_x2_plus_1}"},
                    protocols=("asgi",)),
             Tuning("gunicorn asgi worker", args=("-k", "asgi"), protocols=("asgi",)),
+            *ASGI_POOL_TUNINGS,
             Tuning("cores workers", env={"WEB_CONCURRENCY": "{cores}"}, protocols=("wsgi",)),
             Tuning("sync worker", env={"GUNICORN_THREADS": "1"}, args=("-k", "sync"),
                    protocols=("wsgi",)),
             Tuning("gthread 8 threads", env={"GUNICORN_THREADS": "8"}, protocols=("wsgi",)),
         ),
         access_log_off={"GUNICORN_ACCESSLOG": "/dev/null"},
-        backlog=2048,  # GUNICORN_BACKLOG
     ),
     Server(
         name="granian",
@@ -213,19 +217,14 @@ SERVER_ROWS = (
                    protocols=("wsgi",)),
             Tuning("16 blocking threads", env={"GRANIAN_BLOCKING_THREADS": "16"},
                    protocols=("wsgi",)),
-            # Granian's own default when GRANIAN_BLOCKING_THREADS is not given: backpressure
-            # (backlog / workers) / 2. Setting the variable to that value is the same thing.
-            Tuning("Granian's own: {half_backlog_per_core} blocking threads",
-                   env={"GRANIAN_BLOCKING_THREADS": "{half_backlog_per_core}"},
-                   protocols=("wsgi",)),
             # Granian's defaults are one runtime (I/O) thread per worker and --loop auto: rloop
             # if installed, else uvloop (which uvicorn[standard] installs), else asyncio.
             Tuning("asyncio loop", env={"GRANIAN_LOOP": "asyncio"}, protocols=("asgi",)),
             Tuning("2 runtime threads", env={"GRANIAN_RUNTIME_THREADS": "2"},
                    protocols=("asgi",)),
+            *ASGI_POOL_TUNINGS,
         ),
         access_log_off={"GRANIAN_LOG_ACCESS_ENABLED": "false"},
-        backlog=2048,  # serve.py's GRANIAN_BACKLOG
     ),
 )
 SERVERS: tuple[ServerName, ...] = tuple(s.name for s in SERVER_ROWS)  # the first is the default
@@ -694,17 +693,21 @@ class Workload:
     database: bool = True  # whether it needs a database set up and seeded
     postgresql_only: bool = False  # SQL that SQLite does not have
     injected: bool = False  # its route is added by the bench (bench.BENCH_ROUTES), not shipped
+    # Whether the servers' tunings are measured on it: the defaults and the peers run every
+    # workload, the tunings only those the defaults are chosen by (all of a run's workloads when
+    # it has none of them), which keeps `bench --all` with every workload within ~15 minutes.
+    tuned: bool = False
 
 
 WORKLOADS = (
     Workload("json", "a small JSON answer, no database (GET /api/hello)", "/api/hello",
              database=False),
-    Workload("db", "one row by random id (GET /api/items/ID)", "/api/items/{id}"),
+    Workload("db", "one row by random id (GET /api/items/ID)", "/api/items/{id}", tuned=True),
     Workload("page", "the landing page: the 10 newest rows as escaped HTML (GET /)", "/"),
     Workload("write", "create a row (POST /api/items, JSON)", "/api/items", "POST",
              '{"name": "bench", "note": "written by newstack bench"}'),
     Workload("queries", "20 rows by random id, one query each", "/api/items/bench/queries",
-             injected=True),
+             injected=True, tuned=True),
     # Not shipped: a route that holds a connection 10 ms on request is a denial of service.
     Workload("io", "waits 10 ms on PostgreSQL (SELECT pg_sleep(0.01)), the case where an event "
              "loop should beat a thread pool", "/api/items/bench/io", postgresql_only=True,
