@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
 import sys
 import time
 
@@ -86,8 +87,10 @@ def test_the_stored_runs_summaries_are_recomputed_from_their_results():
     assert runs
     for name, stored, run in runs:
         assert run.summary() == stored["summary"], name
-        assert list(stored["summary"]) == ["defaults", "granian_to_gunicorn", "peers",
-                                           "django_asgi_to_wsgi"]
+        assert list(stored["summary"]) == ["defaults", "to_fastapi_asgi", "granian_to_gunicorn",
+                                           "peers", "django_asgi_to_wsgi"]
+        # the reference stack against itself, on each server
+        assert stored["summary"]["to_fastapi_asgi"]["fastapi-asgi-prod-granian"] == 1.0
 
 
 def test_the_report_compares_servers_and_protocols_from_the_table(capsys):
@@ -114,6 +117,7 @@ def test_tunings_and_peers_are_rows_of_the_table():
     assert all(s.seed_claim for s in STACKS)
     django = bench.variants(find_combination("django-wsgi-prod"), 2)[-1]
     assert django.argv[:2] == ("gunicorn", "bench.wsgi:application")
+    assert django.env == {"DJANGO_SETTINGS_MODULE": "bench.peer_settings"}
     workers = bench.variants(find_combination("flask-wsgi-prod-granian"), 2)[1]
     assert workers.name == "2 x cores + 1 workers"
     assert workers.env == {"WEB_CONCURRENCY": "5"}  # filled in for 2 cores
@@ -238,3 +242,59 @@ def test_a_run_whose_measurements_failed_exits_non_zero(monkeypatch, tmp_path):
     assert err == ("newstack: error: 1 of 1 measurements failed; the first, flask-wsgi-prod "
                    f"{bench.DEFAULT.name}: no request was answered in 3 s (12 socket errors)\n")
     assert json.loads(out.read_text())["results"][0]["failure"]  # written all the same
+
+
+def test_the_measurements_are_written_before_the_tables_are_printed(monkeypatch, tmp_path):
+    """A report that fails (a bug, a closed terminal) must not lose minutes of measurements."""
+    from .bad_input import run_main
+
+    measured = bench.Measurement("flask-wsgi-prod", bench.DEFAULT.name, "gunicorn",
+                                 requests_per_s=1000.0, requests=3000)
+    run = bench.Run([measured], 3.0, 64, 2, 0, (0.0, 0.0, 0.0))
+    monkeypatch.setattr(bench, "bench", lambda *args, **kwargs: run)
+
+    def broken(run):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(bench, "report", broken)
+    out = tmp_path / "bench.json"
+    run_main("bench", "flask-wsgi-prod", "--json", str(out))
+    assert json.loads(out.read_text())["results"][0]["requests"] == 3000
+
+
+
+@pytest.mark.parametrize("cid", ["fastapi-asgi-prod", "django-wsgi-prod"])
+def test_the_peers_serve_the_database_workloads_their_own_way(cid, tmp_path):
+    """full-stack-fastapi-template's sync sessions (its own routes), cookiecutter-django's
+    settings (CONN_MAX_AGE=60, a transaction per request): real servers, real loads."""
+    from newstack.stacks import WORKLOADS
+
+    combination = find_combination(cid)
+    database = bench.Database("sqlite")
+    [project] = bench.generate_all([combination], tmp_path, lambda _: None, database).values()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / bench.SCRIPT_NAME).write_text(bench.WRK_SCRIPT)
+    [peer] = bench.peers(combination)
+    slices = [(w, 4) for w in WORKLOADS if w.name in ("db", "write", "queries")]
+    results = bench.measure(project, combination, peer, 1, slices, logs, database=database)
+    assert [(r.workload, r.failure, r.errors) for r in results] == [
+        (w.name, "", 0) for w, _ in slices]
+    assert all(r.requests > 0 for r in results)  # errors counts non-2xx: a missing route 404s
+
+
+def test_the_django_peer_runs_on_cookiecutter_django_s_database_settings(tmp_path):
+    from newstack.render import Answers, generate
+
+    combination = find_combination("django-wsgi-prod")
+    project = generate(Answers.of(bench.PACKAGE, combination), tmp_path / bench.PACKAGE)
+    bench.add_bench_files(project, combination)
+    [peer] = bench.peers(combination)
+    shown = "from django.conf import settings as s; d = s.DATABASES['default']; " \
+            "print(d['ENGINE'], d['CONN_MAX_AGE'], d['ATOMIC_REQUESTS'], 'pool' in d['OPTIONS'])"
+    env = {**os.environ, **peer.env, "DJANGO_SECRET_KEY": "x" * 50,
+           "DATABASE_URL": "postgresql://u:p@127.0.0.1:5432/bench"}
+    result = subprocess.run([sys.executable, "-c", shown], cwd=project, env=env, check=False,
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == ["django.db.backends.postgresql", "60", "True", "False"], (
+        result.stderr[-1000:])

@@ -59,7 +59,12 @@ from .stacks import (
 # are never taken apart.
 PROD = {c.id: c for c in COMBINATIONS if c.server is not None}
 PROD_ID = {(c.stack.key, c.server): c.id for c in PROD.values()}
+# The stack the others are compared with: the seed's fastest claim (FastAPI).
+REFERENCE = max((s for s in STACKS if s.seed_claim), key=lambda s: s.seed_claim.requests_per_s
+                if s.seed_claim else 0)
 
+# The package name of every generated project the bench measures.
+PACKAGE = "bench"
 # Seconds of load before each measurement: imports, caches, connections.
 WARM_UP = 1
 # Rows each project's database holds before the load, as TechEmpower's World table.
@@ -129,14 +134,82 @@ BENCH_ROUTES["django-asgi"] = BENCH_ROUTES["django-wsgi"].replace(
     "def _bench_queries(request):\n    return JsonResponse(_queries()",
     "async def _bench_queries(request):\n    return JsonResponse(await db.run(_queries)").replace(
     "def _bench_io(request):\n    _io()", "async def _bench_io(request):\n    await db.run(_io)")
+# full-stack-fastapi-template's database access, for its peer (PEER_PATHS): sync sessions in
+# `def` routes, which FastAPI runs on its thread pool, from an engine with SQLAlchemy's default
+# pool (5 connections and 10 overflow), created by each worker at its first request.
+BENCH_ROUTES["fastapi-asgi"] += """
+
+from collections.abc import Iterator as _Iterator  # noqa: E402
+from functools import cache as _cache  # noqa: E402
+
+from sqlalchemy import create_engine as _create_engine  # noqa: E402
+from sqlalchemy.orm import Session as _SyncSession  # noqa: E402
+
+from .db import database_url as _database_url  # noqa: E402
+
+
+@_cache
+def _sync_engine():
+    return _create_engine(_database_url(sync=True))
+
+
+def _sync_session() -> _Iterator[_SyncSession]:
+    with _SyncSession(_sync_engine()) as db:
+        yield db
+
+
+_PeerSession = Annotated[_SyncSession, Depends(_sync_session)]
+
+
+@router.get("/peer/queries")
+def _peer_queries(db: _PeerSession) -> list[ItemOut]:
+    found = [db.get(Item, _random.randint(1, ROWS)) for _ in range(20)]
+    return [ItemOut.model_validate(item) for item in found if item]
+
+
+@router.get("/peer/io")
+def _peer_io(db: _PeerSession) -> dict[str, float]:
+    db.execute(_text("SELECT pg_sleep(0.01)"))
+    return {"waited": 0.01}
+
+
+@router.post("/peer", status_code=status.HTTP_201_CREATED)
+def _peer_create(item: ItemIn, db: _PeerSession) -> ItemOut:
+    row = Item(name=item.name, note=item.note, created_at=datetime.now(UTC))
+    db.add(row)
+    db.commit()
+    return ItemOut.model_validate(row)
+
+
+@router.get("/peer/{item_id}")
+def _peer_get(item_id: ItemId, db: _PeerSession) -> ItemOut:
+    row = db.get(Item, item_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"item {item_id} not found")
+    return ItemOut.model_validate(row)
+"""
+PEER_PATHS = {"fastapi-asgi": {"db": "/api/items/peer/{id}", "queries": "/api/items/peer/queries",
+                               "io": "/api/items/peer/io", "write": "/api/items/peer"}}
+# cookiecutter-django's database settings, for its peer (PEER_ENV): persistent connections
+# (CONN_MAX_AGE=60) instead of a pool, a transaction per request.
+PEER_ENV = {"django-wsgi": {"DJANGO_SETTINGS_MODULE": f"{PACKAGE}.peer_settings"}}
+PEER_SETTINGS = """from .settings import *  # noqa: F403
+
+_default = DATABASES["default"]  # noqa: F405
+_default.update(CONN_MAX_AGE=60, ATOMIC_REQUESTS=True)
+if "postgresql" in _default["ENGINE"]:
+    _default["ENGINE"] = "django.db.backends.postgresql"
+    _default["OPTIONS"].pop("pool", None)
+"""
 # Django's routes are in urls.py: before the admin's.
 DJANGO_URLS = ('    path("admin/", ',
                ('    path("api/items/bench/queries", items._bench_queries),\n'
                 '    path("api/items/bench/io", items._bench_io),\n    path("admin/", '))
 
 
-def add_bench_routes(project: Path, combination: Combination) -> None:
-    """The injected workloads' routes, in a generated project (see BENCH_ROUTES)."""
+def add_bench_files(project: Path, combination: Combination) -> None:
+    """The injected workloads' routes (BENCH_ROUTES) and, in Django projects, the peer's
+    settings (PEER_SETTINGS), in a generated project."""
     package = project / PACKAGE
     items = package / "items.py"
     routes = BENCH_ROUTES[combination.stack.key].replace("ROWS", str(ROWS))
@@ -148,6 +221,7 @@ def add_bench_routes(project: Path, combination: Combination) -> None:
         if old not in text:
             raise NewstackError(f"{urls} has no admin route to put the bench's routes before")
         urls.write_text(text.replace(old, new, 1))
+        (package / "peer_settings.py").write_text(BENCH_MARK.lstrip() + PEER_SETTINGS)
 
 
 # wrk's requests for a workload: the path (a random id in place of {id}), method, body and the
@@ -166,9 +240,6 @@ request = function()
 end
 """
 
-
-# The package name of every generated project the bench measures.
-PACKAGE = "bench"
 MAX_SECONDS = 3600  # of load per measurement: an hour
 MAX_CONNECTIONS = 10_000
 
@@ -204,6 +275,7 @@ class Variant:
     argv: tuple[str, ...] = ()  # replaces the README's prod command when set
     extra_args: tuple[str, ...] = ()  # appended to the prod command (gunicorn: CLI beats file)
     packages: tuple[str, ...] = ()  # imports the variant needs, checked before it runs
+    paths: dict[str, str] = field(default_factory=dict)  # workload name -> its own route
 
 
 DEFAULT = Variant("default (generated)")
@@ -223,7 +295,8 @@ def tuning_variant(tuning: Tuning, counts: dict[str, int]) -> Variant:
 def peer_variant(peer: Peer, stack: Stack) -> Variant:
     """A peer's command, `{host}` and `{port}` left for `measure` to fill in."""
     argv = tuple(fill_package(a.replace("{app}", stack.app), PACKAGE) for a in peer.argv)
-    return Variant(f"peer: {peer.label}", argv=argv, packages=peer.imports)
+    return Variant(f"peer: {peer.label}", argv=argv, packages=peer.imports,
+                   env=PEER_ENV.get(stack.key, {}), paths=PEER_PATHS.get(stack.key, {}))
 
 
 def variants(combination: Combination, cores: int) -> list[Variant]:
@@ -449,11 +522,27 @@ class Run:
                 found[server] = round(ours.requests_per_s / theirs.requests_per_s, 2)
         return found
 
+    def to_reference(self) -> dict[str, float]:
+        """Per combination, its default's requests/s over the reference stack's default on the
+        same server (REFERENCE: the seed's fastest, FastAPI): the seed's matrix as ratios, which
+        hold across machines where absolute figures do not."""
+        found = {}
+        for cid in self.combinations():
+            combination = PROD[cid]
+            assert combination.server is not None  # PROD holds prod combinations only
+            ours = self.default(cid)
+            reference = self.default_of(REFERENCE.key, combination.server)
+            if ours and reference:
+                found[cid] = round(ours.requests_per_s / reference.requests_per_s, 2)
+        return found
+
     def summary(self) -> dict[str, object]:
         """The figures BENCHMARKS.md quotes, as the JSON's "summary":
 
         - "defaults": per combination id, its default (mean of its runs, and each run) against
           the best configuration measured for it (`defaults_to_best`);
+        - "to_fastapi_asgi": per combination id, its default over the reference stack's on the
+          same server (`to_reference`);
         - "<server>_to_<default server>" for each server but the first of SERVERS
           (granian_to_gunicorn): per stack key, that server's default over the default
           server's for requests/s, p99 and memory (`server_ratios`);
@@ -462,7 +551,8 @@ class Run:
           its framework's default (django_asgi_to_wsgi): per server, its requests/s over that
           of the same framework's default-protocol stack (`protocol_ratios`).
         """
-        found: dict[str, object] = {"defaults": self.defaults_to_best()}
+        found: dict[str, object] = {"defaults": self.defaults_to_best(),
+                                    f"to_{REFERENCE.key.replace('-', '_')}": self.to_reference()}
         for server in SERVERS[1:]:
             found[server_key(server)] = self.server_ratios(server)
         found["peers"] = self.peer_figures()
@@ -605,16 +695,17 @@ def measure(project: Path, combination: Combination, variant: Variant, seconds: 
         for (workload, _), result in zip(slices, results, strict=True):
             peak = database.peak(combination) if database and workload.database else None
             measure_slice(server, f"http://{smoke.HOST}:{port}", logs / SCRIPT_NAME, workload,
-                          seconds, result, peak)
+                          variant.paths.get(workload.name, workload.path), seconds, result, peak)
     finally:
         server.kill()
     return results
 
 
-def measure_slice(server: smoke.Server, url: str, script: Path, workload: Workload,
+def measure_slice(server: smoke.Server, url: str, script: Path, workload: Workload, path: str,
                   seconds: float, result: Measurement, peak: Peak | None) -> None:
-    """Warm up (imports, caches, connections), then load: the figures go into `result`."""
-    args = (script, workload.path, workload.method, workload.body, str(ROWS))
+    """Warm up (imports, caches, connections), then load `path` as `workload` says: the figures
+    go into `result`."""
+    args = (script, path, workload.method, workload.body, str(ROWS))
     headers = smoke.PROXY_HEADERS
     try:
         run_wrk(url, WARM_UP, result.connections, headers, args)
@@ -707,8 +798,7 @@ class Database:
 
 
 def generate_all(combinations: list[Combination], root: Path, step: Callable[[str], None],
-                 database: Database | None = None,
-                 inject: bool = False) -> dict[Combination, Path]:
+                 database: Database | None = None) -> dict[Combination, Path]:
     """Every project first, set up (migrated and seeded when the workloads use a database):
     generating one (copier, collectstatic) right before a stack's first measurement would slow
     that measurement."""
@@ -718,8 +808,7 @@ def generate_all(combinations: list[Combination], root: Path, step: Callable[[st
     for combination in combinations:
         step(f"generating {combination.id}")
         project = generate(Answers.of(PACKAGE, combination), root / combination.id / PACKAGE)
-        if inject:
-            add_bench_routes(project, combination)
+        add_bench_files(project, combination)
         env = smoke.server_env(project, Path(sys.executable).parent, combination, 0)
         if database:
             env["DATABASE_URL"] = database.create(combination, project)
@@ -752,8 +841,7 @@ def bench(combinations: list[Combination], seconds: float, levels: tuple[int, ..
             cluster = (stack.enter_context(Cluster(max_connections=200))
                        if database_kind == "postgresql" else None)
             database = Database(database_kind, cluster)
-        projects = generate_all(combinations, root, step, database,
-                                inject=any(w.injected for w in workloads))
+        projects = generate_all(combinations, root, step, database)
         plans = {c: plan(c, cores, tune, rng) for c in combinations}
         chosen = [[slices_of(c, v, workloads, levels) for v in series]
                   for c, series in plans.items()]
@@ -788,11 +876,16 @@ def to_json(run: Run) -> str:
 
 
 def report(run: Run) -> None:
-    """The tables, workload by workload."""
+    """The tables, workload by workload, then the workloads side by side."""
+    from rich.console import Console
+
+    from .bench_report import matrix_table
     from .bench_report import report as print_tables
 
     for workload, connections in run.slices():
         print_tables(run.part(workload, connections))
+    if len(run.slices()) > 1:
+        Console(width=max(Console().width, 140)).print(matrix_table(run))
 
 
 def plot(run: Run, path: Path) -> None:

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
-from .bench import PROD, WARM_UP, DefaultFigures, Measurement, Run, protocol_pairs
+from .bench import (
+    PROD,
+    REFERENCE,
+    WARM_UP,
+    DefaultFigures,
+    Measurement,
+    Run,
+    protocol_pairs,
+)
 from .errors import NewstackError
 from .stacks import LABELS, SERVERS, WORKLOADS, ServerName, server_row
 
@@ -151,16 +159,44 @@ def print_comparisons(run: Run, console: Console) -> None:
 
 def seed_table(run: Run, defaults: dict[str, DefaultFigures]) -> Table:
     measured = {cid: d for cid in defaults if (d := run.default(cid)) is not None}
-    fastest = max((d.requests_per_s for d in measured.values()), default=0) or 1
-    columns = ("stack", "seed req/s", "seed memory", "measured req/s", "ratio to fastest",
-               "measured MB/worker")
+    ratios = run.to_reference()
+    reference = LABELS[REFERENCE.framework]
+    columns = ("stack", "seed req/s", f"seed: ratio to {reference}", "seed memory",
+               "measured req/s", f"ratio to {reference} (same server)", "measured MB/worker")
     table = _table("The seed's decision matrix beside the measured defaults", columns, columns)
     for cid, d in measured.items():
-        claim = PROD[cid].stack.seed_claim
-        table.add_row(_label(cid), f"~{claim.requests_per_s:,}" if claim else "",
-                      claim.memory if claim else "", f"{d.requests_per_s:,.0f}",
-                      f"{d.requests_per_s / fastest:.2f}",
+        table.add_row(_label(cid), *_claim(cid), f"{d.requests_per_s:,.0f}",
+                      f"{ratios[cid]:.2f}" if cid in ratios else "",
                       f"{d.memory_per_worker_mb:.0f} ({d.memory_kind})")
+    return table
+
+
+def _claim(cid: str) -> tuple[str, str, str]:
+    """The seed's requests/s for a stack, as claimed and as a ratio to the reference's, and its
+    memory."""
+    claim, top = PROD[cid].stack.seed_claim, REFERENCE.seed_claim
+    if claim is None or top is None:
+        return "", "", ""
+    return (f"~{claim.requests_per_s:,}", f"{claim.requests_per_s / top.requests_per_s:.2f}",
+            claim.memory)
+
+
+def matrix_table(run: Run) -> Table:
+    """Every workload side by side: each default's requests/s and its ratio to the reference's
+    on the same server, beside the seed's claimed ratio."""
+    parts = {(w, c): run.part(w, c) for w, c in run.slices()}
+    reference = LABELS[REFERENCE.framework]
+    table = _table(f"The seed's decision matrix per workload: generated defaults, requests/s "
+                   f"(ratio to {reference} on the same server)",
+                   ("stack / server", f"seed: ratio to {reference}",
+                    *(f"{w} x {c}" for w, c in parts)), ("stack / server",))
+    for cid in run.combinations():
+        cells = []
+        for part in parts.values():
+            default, ratio = part.default(cid), part.to_reference().get(cid)
+            cells.append(f"{default.requests_per_s:,.0f} ({ratio:.2f})" if default and ratio
+                         else "")
+        table.add_row(_label(cid), _claim(cid)[1], *cells)
     return table
 
 

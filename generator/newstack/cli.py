@@ -385,9 +385,9 @@ def bench(
         run = benching.bench(chosen, duration, levels, tune,
                              step=lambda text: status.update(text), seed=seed,
                              workloads=workloads, database_kind=database)
-    benching.report(run)
-    if json_file:
+    if json_file:  # first: minutes of measurements are kept whatever happens next
         json_file.write_text(benching.to_json(run))
+    benching.report(run)
     if plot_file:
         benching.plot(run, plot_file)
     failed = [m for m in run.results if not m.ok]

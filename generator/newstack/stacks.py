@@ -93,7 +93,7 @@ class Peer:
     beside the default server's: `{app}` is the stack's app, `{package}` the package, `{host}`
     and `{port}` the address."""
 
-    label: str  # "gunicorn defaults (cookiecutter-django)"
+    label: str  # "gunicorn -k gevent (cookiecutter-flask)"
     argv: tuple[str, ...]
     imports: tuple[str, ...] = ()  # modules it needs (`pip install 'newstack[bench]'`)
 
@@ -425,7 +425,7 @@ STACKS = (
         secret_env="",
         hosts_env="ALLOWED_HOSTS",
         seed_claim=SeedClaim(20_000, "Low"),
-        # full-stack-fastapi-template's prod command
+        # full-stack-fastapi-template's prod command, on its sync sessions (bench.py)
         peers=(Peer("fastapi run --workers 4", ("fastapi", "run", "--workers", "4", "--host",
                                                 "{host}", "--port", "{port}", "{package}/main.py"),
                     imports=("fastapi_cli",)),),
@@ -472,8 +472,8 @@ STACKS = (
         debug_env="DJANGO_DEBUG=1",
         ships=("wsgi.py",),
         seed_claim=SeedClaim(3_000, "High"),
-        # cookiecutter-django: gunicorn with its defaults
-        peers=(Peer("gunicorn defaults (cookiecutter-django)",
+        # cookiecutter-django: gunicorn with its defaults, on its database settings (bench.py)
+        peers=(Peer("gunicorn defaults, CONN_MAX_AGE=60 (cookiecutter-django)",
                     ("gunicorn", "{app}", "-c", "/dev/null", "--bind", "{host}:{port}")),),
         env=(*DJANGO_ENV, *DATABASE_ENV),
         prod_setup=DJANGO_SETUP,
