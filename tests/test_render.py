@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from newstack import fast_copier, render
+from newstack import fast_copier, naming, render
 from newstack.stacks import COMBINATIONS, find_combination, server_row
 
 from .bad_input import FIGURES, create, one_line, run_main, settle, snapshot
@@ -156,6 +156,74 @@ def test_ruff_passes(projects, cid):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def unformatted(project: Path) -> list[str]:
+    """The files `ruff format` would change in project, as its pyproject.toml configures ruff."""
+    result = run([sys.executable, "-m", "ruff", "format", "--check", "--no-cache",
+                  "--output-format", "concise", "."], cwd=project)
+    files = re.findall(r"^(.+?):\d+:\d+: unformatted", result.stdout, re.MULTILINE)
+    assert result.returncode == (1 if files else 0), result.stdout + result.stderr
+    return files
+
+
+@pytest.mark.parametrize("cid", COMBINATION_IDS)
+def test_ruff_format_would_change_no_file(projects, cid):
+    """The templates render formatted code (nothing formats it at generation)."""
+    assert unformatted(projects[cid]) == []
+
+
+# The hooks of pre-commit-hooks the generated config runs, and the commands that package
+# (newstack's test extra, the config's rev) installs for them.
+PRE_COMMIT_HOOKS = {"trailing-whitespace": ["trailing-whitespace-fixer"],
+                    "end-of-file-fixer": ["end-of-file-fixer"],
+                    "check-yaml": ["check-yaml", "--allow-multiple-documents"],
+                    "check-toml": ["check-toml"],
+                    "check-added-large-files": ["check-added-large-files", "--enforce-all"]}
+
+
+@pytest.mark.parametrize("cid", COMBINATION_IDS)
+def test_pre_commit_config_is_valid_and_its_offline_hooks_pass_as_generated(projects, tmp_path,
+                                                                         cid):
+    """pre-commit validates the config; its ruff is the test extra's; the hooks that need no
+    clone (the GitHub ones are the same code as pre-commit-hooks, installed here at the config's
+    rev) change nothing in a copy of the project. The ruff and mypy hooks run as the tests above."""
+    import tomllib
+    from importlib.metadata import version
+
+    import yaml
+    from identify.identify import tags_from_path
+    from packaging.requirements import Requirement
+
+    project = projects[cid]
+    valid = run([sys.executable, "-m", "pre_commit", "validate-config", ".pre-commit-config.yaml"],
+                cwd=project)
+    assert valid.returncode == 0, valid.stdout + valid.stderr
+    repos = {repo["repo"]: repo for repo in
+             yaml.safe_load((project / ".pre-commit-config.yaml").read_text())["repos"]}
+    test_extra = tomllib.loads((project / "pyproject.toml").read_text())[
+        "project"]["optional-dependencies"]["test"]
+    ruff = next(r for r in map(Requirement, test_extra) if r.name == "ruff")
+    ruff_rev = repos["https://github.com/astral-sh/ruff-pre-commit"]["rev"]
+    assert ruff.specifier.contains(ruff_rev.removeprefix("v")), (ruff_rev, str(ruff))
+    assert [hook["id"] for hook in repos["local"]["hooks"]] == ["mypy"]
+    hooks = repos["https://github.com/pre-commit/pre-commit-hooks"]
+    assert hooks["rev"] == f"v{version('pre-commit-hooks')}"
+    assert {hook["id"] for hook in hooks["hooks"]} == set(PRE_COMMIT_HOOKS)
+
+    files = tree(project)
+    for name, content in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(content)
+    run(["git", "init", "-q"], cwd=tmp_path, check=True)  # check-added-large-files asks git
+    kinds = {"check-yaml": "yaml", "check-toml": "toml", "check-added-large-files": "file"}
+    for hook, command in PRE_COMMIT_HOOKS.items():
+        chosen = [name for name in files if kinds.get(hook, "text") in tags_from_path(
+            str(tmp_path / name))]
+        assert chosen, hook
+        result = run([str(Path(sys.executable).parent / command[0]), *command[1:], *chosen],
+                     cwd=tmp_path)
+        assert result.returncode == 0, (hook, result.stdout + result.stderr)
+    assert {n: c for n, c in tree(tmp_path).items() if not n.startswith(".git/")} == files
+
 PROD_IDS = [c.id for c in COMBINATIONS if c.target == "prod"]
 SECRETS = {"DJANGO_SECRET_KEY": "x" * 50, "FLASK_SECRET_KEY": "x" * 50}
 
@@ -287,6 +355,21 @@ def test_other_worker_classes_give_projects_that_pass_ruff_and_their_tests(tmp_p
     tests = run([sys.executable, "-W", "error::DeprecationWarning", "-m", "pytest", "-q",
                  "-p", "no:cacheprovider"], cwd=project)
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-2000:]
+
+
+# the longest name newstack takes (naming.MAX_LENGTH), with every worker class
+LONGEST_NAME = "inventory-and-order-management-service-for-the-north-west-region"
+SHAPES = [(cid, None) for cid in COMBINATION_IDS] + [
+    (c, w) for c, w in VARIANTS if find_combination(c).server == "gunicorn"]
+
+
+@pytest.mark.parametrize("cid, worker_class", SHAPES, ids=[f"{c}-{w}" for c, w in SHAPES])
+def test_the_longest_name_and_every_worker_class_render_formatted_code(tmp_path, cid,
+                                                                      worker_class):
+    """A long package name lengthens the lines that hold it: none may then need rewrapping."""
+    assert len(LONGEST_NAME) == naming.MAX_LENGTH
+    answers = render.Answers.of(LONGEST_NAME, find_combination(cid), worker_class)
+    assert unformatted(render.generate(answers, tmp_path / "project")) == []
 
 
 # --------------------------------------------------------------------------------------------

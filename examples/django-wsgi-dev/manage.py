@@ -6,7 +6,10 @@ import sys
 
 
 def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example.settings")
+    os.environ.setdefault(
+        "DJANGO_SETTINGS_MODULE",
+        "example.settings",
+    )
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

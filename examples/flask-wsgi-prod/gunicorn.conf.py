@@ -77,7 +77,10 @@ control_socket_disable = True
 # The database settings are checked here, in the master, so that a wrong DATABASE_URL is one
 # line and an exit, not a traceback in every worker. Each worker opens its own pool when it
 # starts (after the fork: never preload_app, pooled connections must not cross it).
-from example.db import check_settings, pool_size  # noqa: E402
+from example.db import (  # noqa: E402
+    check_settings,
+    pool_size,
+)
 
 try:
     check_settings()
@@ -88,6 +91,10 @@ except ValueError as error:
 def when_ready(server) -> None:
     """The most connections this server opens to the database, logged once at start."""
     pool = pool_size()
-    server.log.info("database budget: %d workers x %d connections = %d per replica; keep "
-                    "workers x pool x replicas below PostgreSQL's max_connections minus a reserve",
-                    workers, pool, workers * pool)
+    server.log.info(
+        "database budget: %d workers x %d connections = %d per replica; keep "
+        "workers x pool x replicas below PostgreSQL's max_connections minus a reserve",
+        workers,
+        pool,
+        workers * pool,
+    )

@@ -18,7 +18,9 @@ from .stacks import (
     FRAMEWORKS,
     INVALID,
     LABELS,
+    PRE_COMMIT_HOOKS_VERSION,
     PROTOCOLS,
+    RUFF_VERSION,
     SERVER_ROWS,
     SERVERS,
     STACKS,
@@ -68,6 +70,8 @@ class Context:
     async_worker: bool = False
     default_worker: bool = False
     env: list[dict[str, Any]] = field(default_factory=list)  # Stack.env
+    ruff_version: str = RUFF_VERSION  # the pre-commit hooks' revs (.pre-commit-config.yaml)
+    pre_commit_hooks_version: str = PRE_COMMIT_HOOKS_VERSION
     prod_setup: list[dict[str, Any]] = field(default_factory=list)  # Stack.prod_setup
     no_lifespan: str = ""
     database: str = ""  # the project's database module ("" without a data layer)

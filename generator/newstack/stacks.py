@@ -43,7 +43,13 @@ PSYCOPG_POOL = "psycopg[binary,pool]>=3.2"
 DOTENV = "python-dotenv>=1.0"
 # The project's own checks, in its test extra: `ruff check`, `ruff format --check`, `mypy`
 # (pyproject.toml configures them; tests/test_render.py runs them on every generated project).
-CHECKS = ("ruff>=0.9", "mypy>=1.15")
+# ruff's formatter may change its style in a minor release: the test extra and the pre-commit
+# hook (.pre-commit-config.yaml, its rev) take the release the templates are formatted for.
+RUFF_VERSION = "0.17.6"
+CHECKS = (f"ruff>={RUFF_VERSION},<0.{int(RUFF_VERSION.split('.')[1]) + 1}", "mypy>=1.15")
+# pre-commit-hooks (trailing whitespace, end of file, YAML and TOML syntax) at this rev; newstack's
+# test extra installs the same version to run those hooks over every generated project.
+PRE_COMMIT_HOOKS_VERSION = "6.0.0"
 
 
 def fill_package(text: str, package: str) -> str:

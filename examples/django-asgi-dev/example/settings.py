@@ -102,8 +102,9 @@ STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfil
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     if importlib.util.find_spec("channels_redis") is None:
-        raise ImproperlyConfigured('REDIS_URL is set but channels_redis is not installed: '
-                                   'pip install ".[redis]"')
+        raise ImproperlyConfigured(
+            'REDIS_URL is set but channels_redis is not installed: pip install ".[redis]"'
+        )
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",

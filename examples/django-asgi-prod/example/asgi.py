@@ -8,7 +8,10 @@ from django.core.handlers import asgi
 
 from . import db
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example.settings")
+os.environ.setdefault(
+    "DJANGO_SETTINGS_MODULE",
+    "example.settings",
+)
 
 
 class ASGIHandler(asgi.ASGIHandler):

@@ -64,8 +64,9 @@ def database_settings() -> dict:
         raise ValueError(f"DATABASE_URL has a port that is not a number; {EXPECTED}") from None
     name = unquote(url.path.lstrip("/"))
     if not name:
-        raise ValueError("DATABASE_URL names no database; expected postgresql://USER:"
-                         "PASSWORD@HOST:PORT/NAME")
+        raise ValueError(
+            "DATABASE_URL names no database; expected postgresql://USER:PASSWORD@HOST:PORT/NAME"
+        )
     size = pool_size()
     return {
         # Django's PostgreSQL backend, failing fast while the database is away (postgresql/base.py)
@@ -124,8 +125,9 @@ def log_start() -> None:
     database = settings.DATABASES["default"]
     pool = database["OPTIONS"].get("pool")
     share = f"pool {pool['max_size']} per worker" if pool else "a connection per request"
-    print(f"database: {describe(database)}, {share} (pid {os.getpid()})", file=sys.stderr,
-          flush=True)
+    print(
+        f"database: {describe(database)}, {share} (pid {os.getpid()})", file=sys.stderr, flush=True
+    )
 
 
 def close_pools() -> None:
@@ -147,8 +149,10 @@ def ready() -> bool:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except Exception as error:  # any failure means not ready; the reason is logged, one line
-        log.warning("database not ready: %s", str(error).splitlines()[0] if str(error) else
-                    type(error).__name__)
+        log.warning(
+            "database not ready: %s",
+            str(error).splitlines()[0] if str(error) else type(error).__name__,
+        )
         return False
     return True
 
@@ -160,8 +164,10 @@ class DatabaseUnavailableMiddleware(MiddlewareMixin):
 
     def process_exception(self, request, exception):
         if isinstance(exception, (OperationalError, InterfaceError)):
-            log.warning("database unavailable: %s", str(exception).splitlines()[0]
-                        if str(exception) else type(exception).__name__)
+            log.warning(
+                "database unavailable: %s",
+                str(exception).splitlines()[0] if str(exception) else type(exception).__name__,
+            )
             return JsonResponse({"detail": "database unavailable"}, status=503)
         return None
 
@@ -184,6 +190,7 @@ async def run(work, *args, **kwargs):
     workers, 64 connections; newstack's BENCHMARKS.md): about 1.6x the requests/s of the async
     ORM methods on a one-row read, and 4x on requests that wait 10 ms on the database.
     """
+
     def call():
         try:
             return work(*args, **kwargs)

@@ -28,8 +28,9 @@ class Invalid(Exception):
         self.field, self.message, self.status = field, message, status
 
     def response(self) -> JsonResponse:
-        return JsonResponse({"detail": [{"loc": [self.field], "msg": self.message}]},
-                            status=self.status)
+        return JsonResponse(
+            {"detail": [{"loc": [self.field], "msg": self.message}]}, status=self.status
+        )
 
 
 def parse_item(body: bytes) -> dict:
@@ -81,7 +82,7 @@ def created(item: Item) -> JsonResponse:
 
 
 def newest(limit: int, offset: int = 0) -> list[Item]:
-    return list(Item.objects.order_by("-id")[offset:offset + limit])
+    return list(Item.objects.order_by("-id")[offset : offset + limit])
 
 
 # The database work runs on this worker's database threads (db.run), not on the event loop.

@@ -129,8 +129,9 @@ X_FRAME_OPTIONS = "DENY"
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     if importlib.util.find_spec("channels_redis") is None:
-        raise ImproperlyConfigured('REDIS_URL is set but channels_redis is not installed: '
-                                   'pip install ".[redis]"')
+        raise ImproperlyConfigured(
+            'REDIS_URL is set but channels_redis is not installed: pip install ".[redis]"'
+        )
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",

@@ -1,4 +1,3 @@
-
 """Views, all async: under ASGI a synchronous view costs a thread hop per request."""
 
 import asyncio
@@ -18,13 +17,13 @@ FAVICON = (Path(__file__).parent / "static" / "favicon.svg").read_bytes()
 
 async def index(request):
     latest = await db.run(newest, 10)  # fetched here: the template must not query on the loop
-    return render(request, "index.html", {"project": PROJECT, "protocol": "ASGI",
-                                          "items": latest})
+    return render(request, "index.html", {"project": PROJECT, "protocol": "ASGI", "items": latest})
 
 
 async def favicon(request):
-    return HttpResponse(FAVICON, content_type="image/svg+xml",
-                        headers={"Cache-Control": "public, max-age=86400"})
+    return HttpResponse(
+        FAVICON, content_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"}
+    )
 
 
 async def hello(request):

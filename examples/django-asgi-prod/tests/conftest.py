@@ -11,13 +11,17 @@ import pytest
 from django.core.management import call_command
 from django.test.utils import setup_test_environment
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example.settings")
+os.environ.setdefault(
+    "DJANGO_SETTINGS_MODULE",
+    "example.settings",
+)
 os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))  # made fresh for each run
 os.environ.setdefault("DJANGO_DEBUG", "0")
 os.environ["DJANGO_STATIC_ROOT"] = tempfile.mkdtemp(prefix="static-")
 # Read by settings.py (db.py) at django.setup(): the tests' own database, never DATABASE_URL's.
 os.environ["DATABASE_URL"] = os.environ.get("TEST_DATABASE_URL") or (
-    f"sqlite:///{tempfile.mkdtemp(prefix='db-')}/test.sqlite3")
+    f"sqlite:///{tempfile.mkdtemp(prefix='db-')}/test.sqlite3"
+)
 django.setup()
 setup_test_environment()  # allows the test client's host, "testserver"
 call_command("migrate", interactive=False, verbosity=0)

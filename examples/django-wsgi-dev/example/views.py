@@ -1,4 +1,3 @@
-
 """Views."""
 
 from pathlib import Path
@@ -15,13 +14,15 @@ FAVICON = (Path(__file__).parent / "static" / "favicon.svg").read_bytes()
 
 
 def index(request):
-    return render(request, "index.html", {"project": PROJECT, "protocol": "WSGI",
-                                          "items": newest(10)})
+    return render(
+        request, "index.html", {"project": PROJECT, "protocol": "WSGI", "items": newest(10)}
+    )
 
 
 def favicon(request):
-    return HttpResponse(FAVICON, content_type="image/svg+xml",
-                        headers={"Cache-Control": "public, max-age=86400"})
+    return HttpResponse(
+        FAVICON, content_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"}
+    )
 
 
 def hello(request):

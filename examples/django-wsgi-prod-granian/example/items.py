@@ -27,8 +27,9 @@ class Invalid(Exception):
         self.field, self.message, self.status = field, message, status
 
     def response(self) -> JsonResponse:
-        return JsonResponse({"detail": [{"loc": [self.field], "msg": self.message}]},
-                            status=self.status)
+        return JsonResponse(
+            {"detail": [{"loc": [self.field], "msg": self.message}]}, status=self.status
+        )
 
 
 def parse_item(body: bytes) -> dict:
@@ -80,7 +81,7 @@ def created(item: Item) -> JsonResponse:
 
 
 def newest(limit: int, offset: int = 0) -> list[Item]:
-    return list(Item.objects.order_by("-id")[offset:offset + limit])
+    return list(Item.objects.order_by("-id")[offset : offset + limit])
 
 
 @csrf_exempt

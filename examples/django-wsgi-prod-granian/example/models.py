@@ -18,5 +18,9 @@ class Item(models.Model):
         return self.name
 
     def as_json(self) -> dict:
-        return {"id": self.id, "name": self.name, "note": self.note,
-                "created_at": self.created_at.isoformat()}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "note": self.note,
+            "created_at": self.created_at.isoformat(),
+        }

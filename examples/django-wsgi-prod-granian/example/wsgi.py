@@ -7,7 +7,10 @@ from django.core.wsgi import get_wsgi_application
 
 from . import db
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example.settings")
+os.environ.setdefault(
+    "DJANGO_SETTINGS_MODULE",
+    "example.settings",
+)
 
 application = get_wsgi_application()
 

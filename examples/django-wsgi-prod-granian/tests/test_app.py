@@ -38,8 +38,13 @@ def test_favicon_is_an_icon():
 def test_collectstatic_needs_no_secret_key(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SECRET_KEY"}
     env.update(DJANGO_DEBUG="0", DJANGO_STATIC_ROOT=str(tmp_path))
-    done = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput"],
-                          env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "style.css").exists()
 
@@ -47,7 +52,9 @@ def test_collectstatic_needs_no_secret_key(tmp_path):
 def test_hello_is_json():
     response = get("/api/hello")
     assert response.status_code == 200
-    assert response.json() == {"message": "Hello from example"}
+    assert response.json() == {
+        "message": "Hello from example",
+    }
 
 
 def test_healthz():

@@ -20,11 +20,20 @@ def app():
 def call(app, path="/healthz", query="", headers=(), client=TRUSTED, process_env=None):
     """The status line and headers `app` answers a GET with. Granian starts the environ as a
     copy of the process environment: `process_env`."""
-    environ = {**(process_env or {}),
-        "REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": query, "SCRIPT_NAME": "",
-        "SERVER_NAME": "localhost", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": client[0], "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(),
-        "wsgi.errors": sys.stderr, "HTTP_HOST": "localhost",
+    environ = {
+        **(process_env or {}),
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SCRIPT_NAME": "",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": client[0],
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.errors": sys.stderr,
+        "HTTP_HOST": "localhost",
     }
     environ.update(("HTTP_" + name.upper().replace("-", "_"), value) for name, value in headers)
     answer = {}

@@ -1,4 +1,5 @@
 """The example resource through the API and the page, against the tests' database."""
+
 import json
 import os
 import subprocess
@@ -22,8 +23,9 @@ def call(client, method, path, body=None, content=None, **headers):
     if body is not None:
         content = json.dumps(body)
     kwargs = {"content_type": "application/json"} if content is not None else {}
-    return getattr(client, method)(path, *([content] if content is not None else []), secure=True,
-                                   headers=headers, **kwargs)
+    return getattr(client, method)(
+        path, *([content] if content is not None else []), secure=True, headers=headers, **kwargs
+    )
 
 
 def create(client, **fields):
@@ -48,7 +50,8 @@ def test_create_get_list_delete(client):
     assert call(client, "delete", f"/api/items/{item['id']}").status_code == 204
     assert call(client, "get", f"/api/items/{item['id']}").status_code == 404
     assert call(client, "delete", f"/api/items/{item['id']}").json() == {
-        "detail": f"item {item['id']} not found"}
+        "detail": f"item {item['id']} not found"
+    }
 
 
 def test_create_answers_with_the_location(client):
@@ -72,16 +75,19 @@ def test_bad_pagination_is_a_422_naming_the_parameter(client, query):
     assert query.split("=")[0] in response.json()["detail"][0]["loc"]
 
 
-@pytest.mark.parametrize("body, field", [
-    ({}, "name"),
-    ({"name": ""}, "name"),
-    ({"name": "x" * 101}, "name"),
-    ({"name": 5}, "name"),
-    ({"name": None}, "name"),
-    ({"name": "ok", "note": ["x"]}, "note"),
-    ({"name": "ok", "note": "x" * 1001}, "note"),
-    ({"name": "ok", "colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "x" * 101}, "name"),
+        ({"name": 5}, "name"),
+        ({"name": None}, "name"),
+        ({"name": "ok", "note": ["x"]}, "note"),
+        ({"name": "ok", "note": "x" * 1001}, "note"),
+        ({"name": "ok", "colour": "red"}, "colour"),
+    ],
+)
 def test_invalid_items_are_a_422_naming_the_field_and_write_nothing(client, body, field):
     response = call(client, "post", "/api/items", body)
     assert response.status_code == 422
@@ -94,10 +100,16 @@ def test_the_longest_fields_are_accepted(client):
     assert len(item["name"]) == 100 and len(item["note"]) == 1000
 
 
-@pytest.mark.parametrize("content, status", [
-    (b"not json", 400), (b'{"name": "caf\xe9"}', 400), (b"", 400), (b"[1, 2]", 422),
-    (b'"name"', 422),
-])
+@pytest.mark.parametrize(
+    "content, status",
+    [
+        (b"not json", 400),
+        (b'{"name": "caf\xe9"}', 400),
+        (b"", 400),
+        (b"[1, 2]", 422),
+        (b'"name"', 422),
+    ],
+)
 def test_bodies_that_are_not_an_item_object_are_a_4xx(client, content, status):
     response = call(client, "post", "/api/items", content=content)
     assert response.status_code == status
@@ -167,7 +179,11 @@ def test_admin_lists_items_to_a_superuser(client):
     create(client, name="<b>in the admin</b>")
     try:
         client.force_login(User.objects.get(username="admin"))
-        response = call(client, "get", "/admin/example/item/")
+        response = call(
+            client,
+            "get",
+            "/admin/example/item/",
+        )
         assert response.status_code == 200
         assert "&lt;b&gt;in the admin&lt;/b&gt;" in response.content.decode()
     finally:
@@ -177,8 +193,14 @@ def test_admin_lists_items_to_a_superuser(client):
 def python(*args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
     """This Python, in the project, with `env` on top of the tests' environment."""
     return subprocess.run(  # noqa: S603  # nosec B603: this Python, the project's own code
-        [sys.executable, *args], cwd=PROJECT, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, **env}, check=False)
+        [sys.executable, *args],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **env},
+        check=False,
+    )
 
 
 UNREACHABLE = """
@@ -200,8 +222,9 @@ print(json.dumps(answers))
 def test_while_the_database_is_unreachable_readyz_and_its_routes_are_503():
     # a PostgreSQL server that is not there: port 1 refuses at once. The requests fail at once
     # too, not after the pool's 30 s timeout each (postgresql/base.py): 20 s is plenty for all.
-    result = python("-c", UNREACHABLE, timeout=20,
-                    DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
+    result = python(
+        "-c", UNREACHABLE, timeout=20, DATABASE_URL="postgresql://nobody@127.0.0.1:1/none"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     answers = json.loads(result.stdout.splitlines()[-1])
     assert answers["/healthz"][0] == 200  # liveness does not need the database
@@ -218,8 +241,16 @@ def test_migrations_from_scratch_and_in_step_with_the_models(tmp_path):
     assert (tmp_path / "fresh.sqlite3").exists()
 
 
-@pytest.mark.parametrize("url", ["mysql://u@h/db", "not a url", "postgresql://u@h:5432/",
-                                 "postgresql://u@h:port/db", "sqlite://"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://u@h/db",
+        "not a url",
+        "postgresql://u@h:5432/",
+        "postgresql://u@h:port/db",
+        "sqlite://",
+    ],
+)
 def test_a_database_url_it_cannot_use_is_one_clear_line(monkeypatch, url):
     from example import db
 
@@ -233,14 +264,21 @@ def test_database_urls(monkeypatch):
     from example import db
 
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    assert db.database_settings()["NAME"] == "example.sqlite3"  # the working directory
+    name = db.database_settings()["NAME"]  # a file in the working directory
+    assert name == "example.sqlite3"
     monkeypatch.setenv("DATABASE_URL", "sqlite:////var/data/x.sqlite3")
     assert db.database_settings()["NAME"] == "/var/data/x.sqlite3"
     monkeypatch.setenv("DATABASE_URL", "postgres://me:p%40ss@db.example:6432/shop?sslmode=require")
     settings = db.database_settings()
-    assert settings["ENGINE"] == "example.postgresql"  # Django's, failing fast
-    assert (settings["USER"], settings["PASSWORD"], settings["HOST"], settings["PORT"],
-            settings["NAME"]) == ("me", "p@ss", "db.example", "6432", "shop")
+    engine = settings["ENGINE"]  # Django's, failing fast
+    assert engine == "example.postgresql"
+    assert (
+        settings["USER"],
+        settings["PASSWORD"],
+        settings["HOST"],
+        settings["PORT"],
+        settings["NAME"],
+    ) == ("me", "p@ss", "db.example", "6432", "shop")
     assert settings["OPTIONS"]["sslmode"] == "require"
     assert settings["CONN_MAX_AGE"] == 0  # Django's pool keeps the connections instead
     assert "p@ss" not in db.describe(settings)

@@ -27,7 +27,6 @@ DOCS = os.environ.get("ENABLE_DOCS", "1") == "1"
 ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "*").split(",")
 
 
-
 class SecurityHeaders:
     """Adds the headers browsers expect to every HTTP response, unless the route set them:
     no MIME sniffing, no framing by other sites, no full URLs in Referer to other origins, and
@@ -132,8 +131,10 @@ def same_site(origin: str | None) -> bool:
     if origin is None or "*" in ALLOWED_HOSTS:
         return True
     host = urlsplit(origin).hostname or ""
-    return any(host == allowed or (allowed.startswith("*.") and host.endswith(allowed[1:]))
-               for allowed in ALLOWED_HOSTS)
+    return any(
+        host == allowed or (allowed.startswith("*.") and host.endswith(allowed[1:]))
+        for allowed in ALLOWED_HOSTS
+    )
 
 
 @app.websocket("/ws/echo")

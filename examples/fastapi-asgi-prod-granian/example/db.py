@@ -28,8 +28,10 @@ from sqlalchemy.ext.asyncio import (
 DEFAULT_URL = "sqlite:///example.sqlite3"
 DEFAULT_POOL_SIZE = 5  # connections one worker's event loop shares between its requests
 # Async drivers for the app, sync ones for Alembic's migrations (psycopg 3 is both).
-DRIVERS = {"sqlite": ("sqlite+aiosqlite", "sqlite"),
-           "postgresql": ("postgresql+psycopg", "postgresql+psycopg")}
+DRIVERS = {
+    "sqlite": ("sqlite+aiosqlite", "sqlite"),
+    "postgresql": ("postgresql+psycopg", "postgresql+psycopg"),
+}
 log = logging.getLogger(__name__)
 
 
@@ -40,16 +42,21 @@ def database_url(sync: bool = False) -> URL:
     try:
         url = make_url(raw)
     except ArgumentError:
-        raise ValueError("DATABASE_URL is not a database URL; expected postgresql://USER:"
-                         "PASSWORD@HOST:PORT/NAME or sqlite:///PATH") from None
+        raise ValueError(
+            "DATABASE_URL is not a database URL; expected postgresql://USER:"
+            "PASSWORD@HOST:PORT/NAME or sqlite:///PATH"
+        ) from None
     backend = url.get_backend_name()
     backend = "postgresql" if backend == "postgres" else backend
     if backend not in DRIVERS:
-        raise ValueError(f"DATABASE_URL names {backend!r}; expected postgresql://USER:"
-                         "PASSWORD@HOST:PORT/NAME or sqlite:///PATH")
+        raise ValueError(
+            f"DATABASE_URL names {backend!r}; expected postgresql://USER:"
+            "PASSWORD@HOST:PORT/NAME or sqlite:///PATH"
+        )
     if backend == "postgresql" and not url.database:
-        raise ValueError("DATABASE_URL names no database; expected postgresql://USER:"
-                         "PASSWORD@HOST:PORT/NAME")
+        raise ValueError(
+            "DATABASE_URL names no database; expected postgresql://USER:PASSWORD@HOST:PORT/NAME"
+        )
     return url.set(drivername=DRIVERS[backend][1 if sync else 0])
 
 
@@ -87,8 +94,11 @@ def create_engine() -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     # One line per worker, whatever the server's logging: which database, and its share.
-    print(f"database: {describe(url)}, pool {size} per worker (pid {os.getpid()})",
-          file=sys.stderr, flush=True)
+    print(
+        f"database: {describe(url)}, pool {size} per worker (pid {os.getpid()})",
+        file=sys.stderr,
+        flush=True,
+    )
     return engine
 
 
@@ -123,7 +133,9 @@ async def ready(engine: AsyncEngine) -> bool:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
     except Exception as error:  # any failure means not ready; the reason is logged, one line
-        log.warning("database not ready: %s", str(error).splitlines()[0] if str(error) else
-                    type(error).__name__)
+        log.warning(
+            "database not ready: %s",
+            str(error).splitlines()[0] if str(error) else type(error).__name__,
+        )
         return False
     return True

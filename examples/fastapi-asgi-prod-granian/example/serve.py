@@ -85,8 +85,11 @@ def main() -> None:
     check_database(int(os.environ["GRANIAN_WORKERS"]))
     from granian.cli import cli
 
-    cli.main(["--interface", "asgi", "--factory", TARGET],
-             prog_name="granian", auto_envvar_prefix="GRANIAN")
+    cli.main(
+        ["--interface", "asgi", "--factory", TARGET],
+        prog_name="granian",
+        auto_envvar_prefix="GRANIAN",
+    )
 
 
 def check_database(workers: int) -> None:
@@ -95,16 +98,23 @@ def check_database(workers: int) -> None:
     opens. Each worker opens its own pool when it starts."""
     import sys
 
-    from example.db import check_settings, pool_size
+    from example.db import (
+        check_settings,
+        pool_size,
+    )
 
     try:
         check_settings()
     except ValueError as error:
         raise SystemExit(str(error)) from None
     pool = pool_size()
-    print(f"database budget: {workers} workers x {pool} connections = {workers * pool} per "
-          "replica; keep workers x pool x replicas below PostgreSQL's max_connections minus a "
-          "reserve", file=sys.stderr, flush=True)
+    print(
+        f"database budget: {workers} workers x {pool} connections = {workers * pool} per "
+        "replica; keep workers x pool x replicas below PostgreSQL's max_connections minus a "
+        "reserve",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def drain_before_stopping() -> None:
@@ -124,8 +134,9 @@ def drain_before_stopping() -> None:
         from granian import _signals
     except ImportError:
         return
-    if not all(hasattr(_signals, name) for name in
-               ("_get_signals", "set_loop_signals", "set_sync_signals")):
+    if not all(
+        hasattr(_signals, name) for name in ("_get_signals", "set_loop_signals", "set_sync_signals")
+    ):
         return
     if getattr(_signals.set_sync_signals, "drains", False):  # done already in this process
         return
@@ -169,6 +180,7 @@ def create_app():
     from granian.utils.proxies import wrap_asgi_with_proxy_headers
 
     from .main import app
+
     trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
     return wrap_asgi_with_proxy_headers(limited(app), trusted_hosts=trusted)
 

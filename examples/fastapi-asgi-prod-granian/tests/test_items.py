@@ -39,15 +39,18 @@ def test_bad_pagination_is_a_422_naming_the_parameter(client, query):
     assert query.split("=")[0] in response.text
 
 
-@pytest.mark.parametrize("body, field", [
-    ({}, "name"),
-    ({"name": ""}, "name"),
-    ({"name": "x" * 101}, "name"),
-    ({"name": 5}, "name"),
-    ({"name": "ok", "note": ["x"]}, "note"),
-    ({"name": "ok", "note": "x" * 1001}, "note"),
-    ({"name": "ok", "colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "x" * 101}, "name"),
+        ({"name": 5}, "name"),
+        ({"name": "ok", "note": ["x"]}, "note"),
+        ({"name": "ok", "note": "x" * 1001}, "note"),
+        ({"name": "ok", "colour": "red"}, "colour"),
+    ],
+)
 def test_invalid_items_are_a_422_naming_the_field_and_write_nothing(client, body, field):
     response = client.post("/api/items", json=body)
     assert response.status_code == 422
@@ -57,8 +60,9 @@ def test_invalid_items_are_a_422_naming_the_field_and_write_nothing(client, body
 
 @pytest.mark.parametrize("content", [b"not json", b'{"name": "caf\xe9"}', b"[1, 2]"])
 def test_bodies_that_are_not_an_item_object_are_a_4xx(client, content):
-    response = client.post("/api/items", content=content,
-                           headers={"content-type": "application/json"})
+    response = client.post(
+        "/api/items", content=content, headers={"content-type": "application/json"}
+    )
     assert 400 <= response.status_code < 500
     assert client.get("/api/items").json()["items"] == []
 

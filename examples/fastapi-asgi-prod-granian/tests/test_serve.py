@@ -18,9 +18,17 @@ def app():
 def call(app, path="/healthz", query="", headers=(), client=TRUSTED):
     """The status and headers `app` answers a GET with."""
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
-        "query_string": query.encode(), "client": client, "server": ("localhost", 8000),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": query.encode(),
+        "client": client,
+        "server": ("localhost", 8000),
         "headers": [(b"host", b"localhost")]
         + [(name.lower().encode(), value.encode()) for name, value in headers],
     }

@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = os.environ.get("TEST_DATABASE_URL") or (
-        f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}")
+        f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+    )
     os.environ["DATABASE_URL"] = url  # read by the app and by the migrations
     command.upgrade(Config("alembic.ini"), "head")
     return url

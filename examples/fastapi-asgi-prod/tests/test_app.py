@@ -34,7 +34,9 @@ def test_favicon_is_an_icon(client):
 def test_hello_is_json(client):
     response = client.get("/api/hello")
     assert response.status_code == 200
-    assert response.json() == {"message": "Hello from example"}
+    assert response.json() == {
+        "message": "Hello from example",
+    }
 
 
 def test_healthz(client):
@@ -80,12 +82,14 @@ def test_websocket_from_a_foreign_origin_is_refused(client):
     from starlette.websockets import WebSocketDisconnect
 
     try:
-        with client.websocket_connect("ws://localhost/ws/echo",
-                                      headers={"origin": "http://evil.example"}):
+        with client.websocket_connect(
+            "ws://localhost/ws/echo", headers={"origin": "http://evil.example"}
+        ):
             raise AssertionError("accepted")
     except WebSocketDisconnect as refused:
         assert refused.code == 1008
-    with client.websocket_connect("ws://localhost/ws/echo",
-                                  headers={"origin": "https://localhost"}) as websocket:
+    with client.websocket_connect(
+        "ws://localhost/ws/echo", headers={"origin": "https://localhost"}
+    ) as websocket:
         websocket.send_text("ping")
         assert websocket.receive_text() == "ping"

@@ -39,8 +39,10 @@ def create_app(config: dict | None = None) -> Flask:
     # as "any host": set but naming none (FLASK_TRUSTED_HOSTS=''), it refuses to start instead.
     trusted = [h.strip() for h in hosts.split(",") if h.strip()]
     if not trusted and "FLASK_TRUSTED_HOSTS" in os.environ:
-        raise RuntimeError("FLASK_TRUSTED_HOSTS names no host: set it to the host names this "
-                           "service answers to, comma-separated (e.g. example.com,localhost)")
+        raise RuntimeError(
+            "FLASK_TRUSTED_HOSTS names no host: set it to the host names this "
+            "service answers to, comma-separated (e.g. example.com,localhost)"
+        )
     app.config["TRUSTED_HOSTS"] = trusted or None
     app.config.update(config or {})
     if not app.config.get("SECRET_KEY"):

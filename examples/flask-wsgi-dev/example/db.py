@@ -28,8 +28,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 DEFAULT_URL = "sqlite:///example.sqlite3"
-VALID = ("use postgresql://USER:PASSWORD@HOST:PORT/NAME (or postgres://), sqlite:///FILE, "
-         f"or leave it unset for {DEFAULT_URL}")
+VALID = (
+    "use postgresql://USER:PASSWORD@HOST:PORT/NAME (or postgres://), sqlite:///FILE, "
+    f"or leave it unset for {DEFAULT_URL}"
+)
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 POOL_SIZE_FROM = ("DB_POOL_SIZE", "GUNICORN_THREADS", "GRANIAN_BLOCKING_THREADS")
 DEFAULT_POOL_SIZE = 4
@@ -60,14 +62,18 @@ def database_url(value: str | None = None) -> URL:
         raise ValueError(f"DATABASE_URL cannot be read (is its port a number?): {VALID}") from None
     if scheme == "sqlite":
         if not url.database or url.database == ":memory:":
-            raise ValueError("DATABASE_URL names no SQLite file (an in-memory database is not "
-                             f"shared between connections): {VALID}")
+            raise ValueError(
+                "DATABASE_URL names no SQLite file (an in-memory database is not "
+                f"shared between connections): {VALID}"
+            )
         return url
     if not url.host:
         raise ValueError(f"DATABASE_URL names no host: {VALID}")
     if "@" in url.host:
-        raise ValueError("DATABASE_URL has an '@' after its password: write an '@' in the "
-                         "user name or password as %40")
+        raise ValueError(
+            "DATABASE_URL has an '@' after its password: write an '@' in the "
+            "user name or password as %40"
+        )
     if url.port is not None and not 0 < url.port < 65536:
         raise ValueError(f"DATABASE_URL's port {url.port} is not between 1 and 65535")
     if not url.database:
@@ -109,10 +115,12 @@ def make_engine(url: URL, size: int) -> Engine:
     """An engine whose pool holds at most `size` connections, each checked before use (one
     that died with the database is replaced, not handed to a request)."""
     sqlite = url.get_backend_name() == "sqlite"
-    connect_args = {} if sqlite or "connect_timeout" in url.query else {
-        "connect_timeout": CONNECT_TIMEOUT}
-    engine = create_engine(url, pool_size=size, max_overflow=0, pool_pre_ping=True,
-                           connect_args=connect_args)
+    connect_args = (
+        {} if sqlite or "connect_timeout" in url.query else {"connect_timeout": CONNECT_TIMEOUT}
+    )
+    engine = create_engine(
+        url, pool_size=size, max_overflow=0, pool_pre_ping=True, connect_args=connect_args
+    )
     if sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

@@ -35,8 +35,12 @@ class Item(db.Base):
         created = self.created_at
         # SQLite keeps no time zone, PostgreSQL answers in the session's: both become UTC
         created = created.replace(tzinfo=UTC) if created.tzinfo is None else created.astimezone(UTC)
-        return {"id": self.id, "name": self.name, "note": self.note,
-                "created_at": created.isoformat()}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "note": self.note,
+            "created_at": created.isoformat(),
+        }
 
 
 class Invalid(Exception):
@@ -56,8 +60,9 @@ blueprint = Blueprint("items", __name__, url_prefix="/api/items")
 
 @blueprint.errorhandler(Invalid)
 def invalid(error: Invalid) -> tuple[Response, int]:
-    return jsonify(detail=[{"field": field, "message": message}
-                           for field, message in error.errors.items()]), 422
+    return jsonify(
+        detail=[{"field": field, "message": message} for field, message in error.errors.items()]
+    ), 422
 
 
 @blueprint.errorhandler(NotJSON)
@@ -90,8 +95,9 @@ def not_found(item_id: int) -> tuple[Response, int]:
 def list_items() -> Response:
     limit = whole_number("limit", DEFAULT_LIMIT, *LIMIT)
     offset = whole_number("offset", 0, 0, ID_MAX)
-    return jsonify(items=[item.to_json() for item in newest(limit, offset)], limit=limit,
-                   offset=offset)
+    return jsonify(
+        items=[item.to_json() for item in newest(limit, offset)], limit=limit, offset=offset
+    )
 
 
 @blueprint.post("")
@@ -151,8 +157,13 @@ def json_body() -> Any:
         raise NotJSON("the body is not valid JSON") from None
 
 
-def text_field(data: dict[str, Any], field: str, length: tuple[int, int], errors: dict[str, str],
-               required: bool = False) -> str:
+def text_field(
+    data: dict[str, Any],
+    field: str,
+    length: tuple[int, int],
+    errors: dict[str, str],
+    required: bool = False,
+) -> str:
     """data[field], a string of length[0] to length[1] characters, else "" and a note in
     `errors`. Stored as given: text is never pasted into SQL, so quotes and the like are safe."""
     if field not in data:

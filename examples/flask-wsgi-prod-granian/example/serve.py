@@ -91,8 +91,11 @@ def main() -> None:
     check_database(int(os.environ["GRANIAN_WORKERS"]))
     from granian.cli import cli
 
-    cli.main(["--interface", "wsgi", "--factory", TARGET],
-             prog_name="granian", auto_envvar_prefix="GRANIAN")
+    cli.main(
+        ["--interface", "wsgi", "--factory", TARGET],
+        prog_name="granian",
+        auto_envvar_prefix="GRANIAN",
+    )
 
 
 def check_database(workers: int) -> None:
@@ -101,16 +104,23 @@ def check_database(workers: int) -> None:
     opens. Each worker opens its own pool when it starts."""
     import sys
 
-    from example.db import check_settings, pool_size
+    from example.db import (
+        check_settings,
+        pool_size,
+    )
 
     try:
         check_settings()
     except ValueError as error:
         raise SystemExit(str(error)) from None
     pool = pool_size()
-    print(f"database budget: {workers} workers x {pool} connections = {workers * pool} per "
-          "replica; keep workers x pool x replicas below PostgreSQL's max_connections minus a "
-          "reserve", file=sys.stderr, flush=True)
+    print(
+        f"database budget: {workers} workers x {pool} connections = {workers * pool} per "
+        "replica; keep workers x pool x replicas below PostgreSQL's max_connections minus a "
+        "reserve",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def drain_before_stopping() -> None:
@@ -130,8 +140,9 @@ def drain_before_stopping() -> None:
         from granian import _signals
     except ImportError:
         return
-    if not all(hasattr(_signals, name) for name in
-               ("_get_signals", "set_loop_signals", "set_sync_signals")):
+    if not all(
+        hasattr(_signals, name) for name in ("_get_signals", "set_loop_signals", "set_sync_signals")
+    ):
         return
     if getattr(_signals.set_sync_signals, "drains", False):  # done already in this process
         return
@@ -177,18 +188,34 @@ def create_app():
     from . import create_app as flask_app
 
     app = flask_app()
+
     trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
     return wrap_wsgi_with_proxy_headers(limited(app), trusted_hosts=trusted)
 
 
 # The request's own keys in a WSGI environ (RFC 3875's meta-variables): every other name from
 # the process environment is removed from it, see limited().
-CGI = frozenset((
-    "AUTH_TYPE", "CONTENT_LENGTH", "CONTENT_TYPE", "GATEWAY_INTERFACE", "PATH_INFO",
-    "PATH_TRANSLATED", "QUERY_STRING", "REMOTE_ADDR", "REMOTE_HOST", "REMOTE_IDENT",
-    "REMOTE_USER", "REQUEST_METHOD", "SCRIPT_NAME", "SERVER_NAME", "SERVER_PORT",
-    "SERVER_PROTOCOL", "SERVER_SOFTWARE",
-))
+CGI = frozenset(
+    (
+        "AUTH_TYPE",
+        "CONTENT_LENGTH",
+        "CONTENT_TYPE",
+        "GATEWAY_INTERFACE",
+        "PATH_INFO",
+        "PATH_TRANSLATED",
+        "QUERY_STRING",
+        "REMOTE_ADDR",
+        "REMOTE_HOST",
+        "REMOTE_IDENT",
+        "REMOTE_USER",
+        "REQUEST_METHOD",
+        "SCRIPT_NAME",
+        "SERVER_NAME",
+        "SERVER_PORT",
+        "SERVER_PROTOCOL",
+        "SERVER_SOFTWARE",
+    )
+)
 
 
 def limited(app):
@@ -202,8 +229,9 @@ def limited(app):
 
     def refuse(status, start_response):
         reason = {414: "URI Too Long", 431: "Request Header Fields Too Large"}[status]
-        start_response(f"{status} {reason}", [("Content-Type", "text/plain"),
-                                              ("Connection", "close")])
+        start_response(
+            f"{status} {reason}", [("Content-Type", "text/plain"), ("Connection", "close")]
+        )
         return [reason.encode()]
 
     def wrapped(environ, start_response):

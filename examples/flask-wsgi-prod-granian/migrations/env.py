@@ -16,12 +16,13 @@ if config.config_file_name and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)  # alembic.ini's [loggers]
 url = db.database_url()
 # SQLite alters a table by copying it: batch mode writes migrations that way
-options: dict[str, Any] = {"target_metadata": db.Base.metadata,
-                           "render_as_batch": url.get_backend_name() == "sqlite"}
+options: dict[str, Any] = {
+    "target_metadata": db.Base.metadata,
+    "render_as_batch": url.get_backend_name() == "sqlite",
+}
 
 if context.is_offline_mode():  # `alembic upgrade head --sql`: the SQL, printed
-    context.configure(url=url, literal_binds=True, dialect_opts={"paramstyle": "named"},
-                      **options)
+    context.configure(url=url, literal_binds=True, dialect_opts={"paramstyle": "named"}, **options)
     with context.begin_transaction():
         context.run_migrations()
 else:

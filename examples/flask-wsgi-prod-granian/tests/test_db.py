@@ -12,35 +12,45 @@ from sqlalchemy import text
 from example import create_app, db
 
 PROJECT = Path(__file__).resolve().parents[1]
+# DATABASE_URL unset or blank
+DEFAULT = "sqlite:///example.sqlite3"
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("", "sqlite:///example.sqlite3"),
-    ("  ", "sqlite:///example.sqlite3"),
-    ("sqlite:///data/app.sqlite3", "sqlite:///data/app.sqlite3"),
-    ("postgresql://app:pw@db:5432/shop", "postgresql+psycopg://app:***@db:5432/shop"),
-    ("postgres://app:pw@db/shop", "postgresql+psycopg://app:***@db/shop"),
-    ("postgresql+psycopg://db:6432/shop?sslmode=require",
-     "postgresql+psycopg://db:6432/shop?sslmode=require"),
-    ("postgresql://app:p%40ss@[::1]:5432/shop", "postgresql+psycopg://app:***@[::1]:5432/shop"),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("", DEFAULT),
+        ("  ", DEFAULT),
+        ("sqlite:///data/app.sqlite3", "sqlite:///data/app.sqlite3"),
+        ("postgresql://app:pw@db:5432/shop", "postgresql+psycopg://app:***@db:5432/shop"),
+        ("postgres://app:pw@db/shop", "postgresql+psycopg://app:***@db/shop"),
+        (
+            "postgresql+psycopg://db:6432/shop?sslmode=require",
+            "postgresql+psycopg://db:6432/shop?sslmode=require",
+        ),
+        ("postgresql://app:p%40ss@[::1]:5432/shop", "postgresql+psycopg://app:***@[::1]:5432/shop"),
+    ],
+)
 def test_valid_urls(value, expected):
     assert db.database_url(value).render_as_string(hide_password=True) == expected
 
 
-@pytest.mark.parametrize(("value", "says"), [
-    ("mysql://app:pw@db/shop", "unsupported database 'mysql'"),
-    ("postgresql+psycopg2://db/shop", "unsupported database 'postgresql+psycopg2'"),
-    ("db.example.com:5432", "not a URL"),
-    ("postgresql://app:pw@db:port/shop", "cannot be read"),
-    ("postgresql://app:pw@db:70000/shop", "port 70000"),
-    ("postgresql:///shop", "no host"),
-    ("postgresql://db:5432", "no database"),
-    ("postgresql://db:5432/", "no database"),
-    ("postgresql://app:p@ss@db/shop", "%40"),
-    ("sqlite://", "no SQLite file"),
-    ("sqlite:///:memory:", "no SQLite file"),
-])
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("mysql://app:pw@db/shop", "unsupported database 'mysql'"),
+        ("postgresql+psycopg2://db/shop", "unsupported database 'postgresql+psycopg2'"),
+        ("db.example.com:5432", "not a URL"),
+        ("postgresql://app:pw@db:port/shop", "cannot be read"),
+        ("postgresql://app:pw@db:70000/shop", "port 70000"),
+        ("postgresql:///shop", "no host"),
+        ("postgresql://db:5432", "no database"),
+        ("postgresql://db:5432/", "no database"),
+        ("postgresql://app:p@ss@db/shop", "%40"),
+        ("sqlite://", "no SQLite file"),
+        ("sqlite:///:memory:", "no SQLite file"),
+    ],
+)
 def test_unusable_urls_are_one_line_naming_the_problem_never_the_password(value, says):
     with pytest.raises(ValueError, match="DATABASE_URL") as caught:
         db.database_url(value)
@@ -69,13 +79,16 @@ def test_create_app_refuses_an_unusable_url_in_one_line(monkeypatch):
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize(("environ", "size"), [
-    ({}, 4),
-    ({"GUNICORN_THREADS": "8"}, 8),
-    ({"GRANIAN_BLOCKING_THREADS": "6"}, 6),
-    ({"DB_POOL_SIZE": "3", "GUNICORN_THREADS": "8"}, 3),
-    ({"DB_POOL_SIZE": " ", "GUNICORN_THREADS": "2"}, 2),
-])
+@pytest.mark.parametrize(
+    ("environ", "size"),
+    [
+        ({}, 4),
+        ({"GUNICORN_THREADS": "8"}, 8),
+        ({"GRANIAN_BLOCKING_THREADS": "6"}, 6),
+        ({"DB_POOL_SIZE": "3", "GUNICORN_THREADS": "8"}, 3),
+        ({"DB_POOL_SIZE": " ", "GUNICORN_THREADS": "2"}, 2),
+    ],
+)
 def test_pool_size(environ, size):
     assert db.pool_size(environ) == size
 
@@ -96,7 +109,8 @@ def test_the_pool_holds_db_pool_size_connections_and_no_more(make_app, monkeypat
 def test_the_start_line_names_the_database_without_its_password(make_app, capsys):
     make_app({"DATABASE_URL": "postgresql://app:secret@db.internal:6432/shop"})
     assert capsys.readouterr().err == (
-        "database: postgresql db.internal:6432/shop, pool 4 per worker\n")
+        "database: postgresql db.internal:6432/shop, pool 4 per worker\n"
+    )
     make_app({"DATABASE_URL": "sqlite:///relative.sqlite3"})
     err = capsys.readouterr().err
     assert err.startswith("database: sqlite /") and err.endswith("/relative.sqlite3\n")
@@ -105,10 +119,17 @@ def test_the_start_line_names_the_database_without_its_password(make_app, capsys
 def test_importing_the_app_makes_no_engine():
     """Engines are made by create_app() in each worker, never at import (gunicorn's master
     imports nothing of the app, but a --preload would share one pool between processes)."""
-    code = ("import gc, sqlalchemy, example, example.items; "
-            "print(sum(isinstance(o, sqlalchemy.Engine) for o in gc.get_objects()))")
-    result = subprocess.run([sys.executable, "-c", code],  # noqa: S603 (this code, this Python)
-                            capture_output=True, text=True, check=True, cwd=PROJECT)
+    code = (
+        "import gc, sqlalchemy, example, example.items; "
+        "print(sum(isinstance(o, sqlalchemy.Engine) for o in gc.get_objects()))"
+    )
+    result = subprocess.run(  # noqa: S603 (this code, this Python)
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PROJECT,
+    )
     assert result.stdout.strip() == "0"
 
 

@@ -54,11 +54,20 @@ def test_an_empty_list(client):
     assert client.get("/api/items").get_json() == {"items": [], "limit": 20, "offset": 0}
 
 
-@pytest.mark.parametrize(("query", "field"), [
-    ("limit=0", "limit"), ("limit=101", "limit"), ("limit=abc", "limit"), ("limit=-1", "limit"),
-    ("limit=", "limit"), ("limit=1.5", "limit"), ("offset=-1", "offset"), ("offset=x", "offset"),
-    ("offset=99999999999999999999999", "offset"),
-])
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=abc", "limit"),
+        ("limit=-1", "limit"),
+        ("limit=", "limit"),
+        ("limit=1.5", "limit"),
+        ("offset=-1", "offset"),
+        ("offset=x", "offset"),
+        ("offset=99999999999999999999999", "offset"),
+    ],
+)
 def test_list_refuses_bad_parameters_naming_them(client, query, field):
     assert fields(client.get(f"/api/items?{query}")) == [field]
 
@@ -86,21 +95,24 @@ def test_unknown_ids_are_404(client, item_id):
     assert client.delete(f"/api/items/{item_id}").status_code == 404
 
 
-@pytest.mark.parametrize(("body", "named"), [
-    ({}, ["name"]),
-    ({"note": "no name"}, ["name"]),
-    ({"name": ""}, ["name"]),
-    ({"name": "x" * 101}, ["name"]),
-    ({"name": 42}, ["name"]),
-    ({"name": None}, ["name"]),
-    ({"name": ["a"]}, ["name"]),
-    ({"name": "ok", "note": "x" * 1001}, ["note"]),
-    ({"name": "ok", "note": 1}, ["note"]),
-    ({"name": "nul\x00byte"}, ["name"]),
-    ({"name": 1, "note": False}, ["name", "note"]),
-    ([{"name": "in a list"}], ["body"]),
-    ("just a string", ["body"]),
-])
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({}, ["name"]),
+        ({"note": "no name"}, ["name"]),
+        ({"name": ""}, ["name"]),
+        ({"name": "x" * 101}, ["name"]),
+        ({"name": 42}, ["name"]),
+        ({"name": None}, ["name"]),
+        ({"name": ["a"]}, ["name"]),
+        ({"name": "ok", "note": "x" * 1001}, ["note"]),
+        ({"name": "ok", "note": 1}, ["note"]),
+        ({"name": "nul\x00byte"}, ["name"]),
+        ({"name": 1, "note": False}, ["name", "note"]),
+        ([{"name": "in a list"}], ["body"]),
+        ("just a string", ["body"]),
+    ],
+)
 def test_create_refuses_bad_fields_with_422_naming_them(client, body, named):
     assert fields(client.post("/api/items", json=body)) == named
     assert client.get("/api/items").get_json()["items"] == []  # nothing written
@@ -117,14 +129,17 @@ def test_an_unpaired_surrogate_is_refused(client):
     assert fields(response) == ["name"]
 
 
-@pytest.mark.parametrize(("data", "content_type"), [
-    (b"{not json", "application/json"),
-    (b'{"name": "caf\xe9"}', "application/json"),  # Latin-1, not UTF-8
-    (b"", "application/json"),
-    (b"[" * 100_000, "application/json"),  # nested too deeply
-    (b'{"name": "form"}', "text/plain"),
-    (b"name=form", "application/x-www-form-urlencoded"),
-])
+@pytest.mark.parametrize(
+    ("data", "content_type"),
+    [
+        (b"{not json", "application/json"),
+        (b'{"name": "caf\xe9"}', "application/json"),  # Latin-1, not UTF-8
+        (b"", "application/json"),
+        (b"[" * 100_000, "application/json"),  # nested too deeply
+        (b'{"name": "form"}', "text/plain"),
+        (b"name=form", "application/x-www-form-urlencoded"),
+    ],
+)
 def test_a_body_that_is_not_json_in_utf8_is_400(client, data, content_type):
     response = client.post("/api/items", data=data, content_type=content_type)
     assert response.status_code == 400
@@ -141,7 +156,7 @@ def test_a_10_mb_body_is_refused_with_413(client):
 
 def test_sql_metacharacters_are_stored_verbatim(client):
     name = "Robert'); DROP TABLE items;--"
-    note = "100% \"quoted\" \\ back_slash ; -- %s ? :name $1 \u00e9\u4e2d\U0001f600"
+    note = '100% "quoted" \\ back_slash ; -- %s ? :name $1 \u00e9\u4e2d\U0001f600'
     item = create(client, name, note)
     stored = client.get(f"/api/items/{item['id']}").get_json()
     assert (stored["name"], stored["note"]) == (name, note)
@@ -150,7 +165,12 @@ def test_sql_metacharacters_are_stored_verbatim(client):
 
 def test_a_database_down_is_503_not_500(make_app):
     client = make_app({"DATABASE_URL": "postgresql://app:secret@127.0.0.1:1/shop"}).test_client()
-    for response in (client.get("/api/items"), client.post("/api/items", json={"name": "a"}),
-                     client.get("/api/items/1"), client.delete("/api/items/1"), client.get("/")):
+    for response in (
+        client.get("/api/items"),
+        client.post("/api/items", json={"name": "a"}),
+        client.get("/api/items/1"),
+        client.delete("/api/items/1"),
+        client.get("/"),
+    ):
         assert response.status_code == 503
         assert response.get_json() == {"detail": "database unavailable"}

@@ -35,8 +35,10 @@ class Outage:
         with self.lock:
             if self.since is None:
                 self.since = time.monotonic()
-                log.warning("database unreachable, answering 503 until it is back: %s",
-                            str(error).splitlines()[0] if str(error) else type(error).__name__)
+                log.warning(
+                    "database unreachable, answering 503 until it is back: %s",
+                    str(error).splitlines()[0] if str(error) else type(error).__name__,
+                )
             self.next_try = time.monotonic() + RETRY
             pools = list(DatabaseWrapper._connection_pools.items())
             DatabaseWrapper._connection_pools.clear()
