@@ -219,7 +219,10 @@ def test_fastapi_docs_are_served_only_when_enabled(servers, config):
 # --- over HTTP, on the running prod stacks --------------------------------------------------
 
 EXPECTED = {"x-content-type-options": "nosniff", "x-frame-options": "DENY",
-            "referrer-policy": "same-origin"}
+            "referrer-policy": "same-origin",
+            "content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+            "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; "
+            "form-action 'self'"}
 
 
 @pytest.mark.server("steady")
