@@ -123,6 +123,24 @@ def test_events_stream():
     assert asyncio.run(read()).count("event: tick") == 3
 
 
+def test_a_body_over_the_limit_is_refused_before_it_is_read():
+    from channels.testing import HttpCommunicator
+
+    from example.asgi import MAX_BODY_SIZE, application
+
+    async def post(body, headers):
+        communicator = HttpCommunicator(application, "POST", "/api/items", body=body,
+                                        headers=[(b"host", b"localhost"), *headers])
+        return await communicator.get_response()
+
+    # announced (nothing of it is read), or sent in chunks without a length (cut off)
+    for body, headers in [(b"", [(b"content-length", str(MAX_BODY_SIZE + 1).encode())]),
+                          (bytes(MAX_BODY_SIZE + 1), [])]:
+        response = asyncio.run(post(body, headers))
+        assert response["status"] == 413
+        assert (b"connection", b"close") in response["headers"]
+
+
 def test_websocket_echo():
     from example.asgi import application
 
