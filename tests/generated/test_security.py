@@ -13,8 +13,10 @@ import resource
 import select
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from newstack import smoke
 from newstack.stacks import COMBINATIONS
 
 from ..conftest import run
+from . import proxy
 from .prod import BIN, HEALTHZ, PROD_CONFIGS, Running, params, record, status_of
 
 DEV_IDS = [c.id for c in COMBINATIONS if c.target == "dev"]
@@ -366,3 +369,73 @@ def test_a_huge_body_answered_unread_is_not_read_on(servers, config, request):
     assert sent < HUGE_SENT and ended != "still reading", (status, sent, ended)
     assert time.monotonic() - began < 5, ended
     assert status == "" or status.startswith("HTTP/1.1 4"), status  # a reset may beat it
+
+
+# nginx in front of a gthread stack (the one that needs it most: see above), with the README's
+# nginx-limits step: it holds IDLE_BEHIND_NGINX connections that send nothing while /healthz
+# answers through it. With Debian's 768 per worker it closed thousands of them to make room
+# ("worker_connections are not enough, reusing connections"), real clients' too.
+IDLE_BEHIND_NGINX = 10_000
+BEHIND_NGINX = [c for c in params() if c.values[0].id == "flask-wsgi-prod-gthread"]
+
+
+@pytest.mark.server("steady")
+@pytest.mark.parametrize("config", BEHIND_NGINX)
+def test_nginx_holds_ten_thousand_idle_connections_and_keeps_answering(servers, config,
+                                                                       request):
+    running = servers.get(config)
+    root = Path(tempfile.mkdtemp(prefix="newstack-idle-nginx-"))
+    request.addfinalizer(lambda: shutil.rmtree(root, ignore_errors=True))
+    root.chmod(0o755)  # nginx's workers drop to an unprivileged user
+    site = proxy.Site(root, [running.port], smoke.free_port(), smoke.free_port())
+    proxy.prepare(running.project, site)
+    nginx = smoke.Server(site.argv(), root, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                         root / "nginx.log")
+    request.addfinalizer(nginx.kill)
+    context = ssl.create_default_context(cafile=str(site.cert))
+    request_line = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+
+    def probe() -> str:
+        try:
+            with socket.create_connection((smoke.HOST, site.https_port), timeout=1) as raw, \
+                    context.wrap_socket(raw, server_hostname="localhost") as tls:
+                tls.sendall(request_line)
+                return tls.recv(64).split(b"\r\n")[0].decode(errors="replace")
+        except OSError as error:
+            return f"failed: {error!r}"
+
+    deadline = time.monotonic() + 15
+    while not probe().startswith("HTTP/1.1 200"):
+        assert time.monotonic() < deadline, nginx.log_tail(10)
+        time.sleep(0.1)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, IDLE_BEHIND_NGINX + 1000)),
+                                                hard))
+    idle: list[socket.socket] = []
+    answers: list[str] = []
+    try:
+        for _ in range(IDLE_BEHIND_NGINX):
+            sock = socket.socket()
+            sock.setblocking(False)
+            idle.append(sock)
+            sock.connect_ex((smoke.HOST, site.https_port))
+        time.sleep(2)
+        held_until = time.monotonic() + 10  # below client_header_timeout (15 s)
+        while time.monotonic() < held_until:
+            answers.append(probe())
+            time.sleep(0.5)
+        closed = 0
+        for sock in idle:
+            try:
+                closed += sock.recv(1) == b""
+            except BlockingIOError:  # still open, nothing sent: held
+                pass
+            except OSError:
+                closed += 1
+    finally:
+        for sock in idle:
+            sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    failed = [a for a in answers if not a.startswith("HTTP/1.1 200")]
+    record(request, config, idle_behind_nginx=f"{closed} closed, {len(failed)} / {len(answers)}")
+    assert (closed, failed) == (0, []), f"{closed} idle connections closed by nginx"
