@@ -14,7 +14,9 @@ copy of the generated file in which `rewrite_site` changes only:
   made by the test, as nothing can issue a real one for 127.0.0.1), the access log, and, for
   Django, the static files directory.
 
-Everything else is the generated file byte for byte; `changed_lines` lets a test prove it.
+Everything else is the generated file byte for byte; `changed_lines` lets a test prove it. The
+README's `nginx-limits` step (worker_connections, worker_rlimit_nofile) is run on MAIN as it
+would be on /etc/nginx/nginx.conf.
 TLS is real: nginx ends it and sends `X-Forwarded-Proto: https` from `$scheme`, as in production.
 """
 
@@ -24,12 +26,15 @@ import datetime
 import difflib
 import ipaddress
 import re
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from newstack.smoke import readme_commands
 
 NGINX_HINT = ("nginx is not installed: `apt-get install -y nginx-light` (Debian's nginx; .ci/run "
               "installs it)")
@@ -39,7 +44,7 @@ MAIN = """\
 # Plays the part of the distribution's /etc/nginx/nginx.conf for a test run in {root}.
 worker_processes 2;
 events {{
-    worker_connections 1024;
+    worker_connections 768;
 }}
 http {{
     include /etc/nginx/mime.types;
@@ -197,6 +202,10 @@ def prepare(project: Path, site: Site) -> str:
     rewritten = rewrite_site(generated, site)
     (site.root / "site.conf").write_text(rewritten)
     site.conf.write_text(MAIN.format(root=site.root))
+    limits = readme_commands(project).get("nginx-limits")
+    if limits:  # the README's step, on MAIN in place of /etc/nginx/nginx.conf
+        argv = shlex.split(limits.replace("/etc/nginx/nginx.conf", str(site.conf)))
+        subprocess.run(argv[1:] if argv[0] == "sudo" else argv, check=True, timeout=30)
     self_signed(site)
     return rewritten
 

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
 # middleware.py runs these on the event loop instead (the session's only when a view used it).
 MIDDLEWARE = [
     "example.methods.TraceNotAllowedMiddleware",  # TRACE: 405
+    "example.headers.ContentSecurityPolicyMiddleware",
     "example.middleware.SecurityMiddleware",
     "example.middleware.SessionMiddleware",
     "example.middleware.CommonMiddleware",

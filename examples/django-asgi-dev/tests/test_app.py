@@ -2,11 +2,12 @@
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 
 from channels.testing import WebsocketCommunicator
-from django.test import AsyncClient, Client
+from django.test import AsyncClient, Client, override_settings
 
 client = Client()
 
@@ -63,6 +64,25 @@ def test_healthz():
     assert get("/healthz").json() == {"status": "ok"}
 
 
+def test_the_content_security_policy_is_sent_and_the_page_keeps_to_it():
+    response = get("/")
+    policy = dict(
+        directive.strip().split(" ", 1)
+        for directive in response.headers["Content-Security-Policy"].split(";")
+    )
+    assert policy["default-src"] == policy["script-src"] == policy["style-src"] == "'self'"
+    assert (policy["connect-src"], policy["frame-ancestors"]) == ("'self'", "'none'")
+    # nothing inline for it to block: the page's scripts and styles are files of this site
+    assert not re.search(r"<script(?![^>]*\bsrc=)|<style|\sstyle=|\son\w+=", response.text)
+
+
+def test_debug_error_pages_go_without_the_policy_that_would_blank_them():
+    for debug in (True, False):  # DEBUG's 404 and 500 pages style themselves inline
+        with override_settings(DEBUG=debug):
+            response = get("/no-such-page")
+        assert ("Content-Security-Policy" in response) is not debug
+
+
 def test_foreign_host_is_refused():
     assert get("/healthz", host="evil.example").status_code == 400
 
@@ -97,6 +117,31 @@ def test_events_stream():
         return b"".join([chunk async for chunk in response.streaming_content]).decode()
 
     assert asyncio.run(read()).count("event: tick") == 3
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read():
+    from channels.testing import HttpCommunicator
+
+    from example.asgi import MAX_BODY_SIZE, application
+
+    async def post(body, headers):
+        communicator = HttpCommunicator(
+            application,
+            "POST",
+            "/api/items",
+            body=body,
+            headers=[(b"host", b"localhost"), *headers],
+        )
+        return await communicator.get_response()
+
+    # announced (nothing of it is read), or sent in chunks without a length (cut off)
+    for body, headers in [
+        (b"", [(b"content-length", str(MAX_BODY_SIZE + 1).encode())]),
+        (bytes(MAX_BODY_SIZE + 1), []),
+    ]:
+        response = asyncio.run(post(body, headers))
+        assert response["status"] == 413
+        assert (b"connection", b"close") in response["headers"]
 
 
 def test_websocket_echo():

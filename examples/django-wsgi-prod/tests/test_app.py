@@ -1,10 +1,11 @@
 """Every route of the application, in process."""
 
 import os
+import re
 import subprocess
 import sys
 
-from django.test import Client
+from django.test import Client, override_settings
 
 client = Client()
 
@@ -59,6 +60,25 @@ def test_hello_is_json():
 
 def test_healthz():
     assert get("/healthz").json() == {"status": "ok"}
+
+
+def test_the_content_security_policy_is_sent_and_the_page_keeps_to_it():
+    response = get("/")
+    policy = dict(
+        directive.strip().split(" ", 1)
+        for directive in response.headers["Content-Security-Policy"].split(";")
+    )
+    assert policy["default-src"] == policy["script-src"] == policy["style-src"] == "'self'"
+    assert (policy["connect-src"], policy["frame-ancestors"]) == ("'self'", "'none'")
+    # nothing inline for it to block: the page's scripts and styles are files of this site
+    assert not re.search(r"<script(?![^>]*\bsrc=)|<style|\sstyle=|\son\w+=", response.text)
+
+
+def test_debug_error_pages_go_without_the_policy_that_would_blank_them():
+    for debug in (True, False):  # DEBUG's 404 and 500 pages style themselves inline
+        with override_settings(DEBUG=debug):
+            response = get("/no-such-page")
+        assert ("Content-Security-Policy" in response) is not debug
 
 
 def test_foreign_host_is_refused():

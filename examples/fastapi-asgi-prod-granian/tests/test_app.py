@@ -1,8 +1,10 @@
 """Every route of the application, in process."""
 
+import re
+
 from fastapi.testclient import TestClient
 
-from example.main import app
+from example.main import DOCS, MAX_BODY_SIZE, app
 
 
 def test_index_is_html_linking_the_stylesheet(client):
@@ -64,6 +66,35 @@ def test_security_headers_and_hsts_only_over_https(client):
     assert "strict-transport-security" not in response.headers
     secure = TestClient(app, base_url="https://localhost").get("/api/hello")
     assert secure.headers["strict-transport-security"].startswith("max-age=31536000")
+
+
+def test_the_content_security_policy_is_sent_and_the_page_keeps_to_it(client):
+    response = client.get("/")
+    policy = dict(
+        directive.strip().split(" ", 1)
+        for directive in response.headers["content-security-policy"].split(";")
+    )
+    assert policy["default-src"] == policy["script-src"] == policy["style-src"] == "'self'"
+    assert (policy["connect-src"], policy["frame-ancestors"]) == ("'self'", "'none'")
+    # nothing inline for it to block: the page's scripts and styles are files of this site
+    assert not re.search(r"<script(?![^>]*\bsrc=)|<style|\sstyle=|\son\w+=", response.text)
+
+
+def test_the_api_docs_go_without_the_policy_that_would_blank_them(client):
+    response = client.get("/docs")
+    assert response.status_code == (200 if DOCS else 404)
+    assert ("content-security-policy" in response.headers) is not DOCS
+
+
+def test_a_body_over_the_limit_is_refused_and_one_left_unread_closes_the_connection(client):
+    too_large = client.post(
+        "/api/items", content=bytes(MAX_BODY_SIZE + 1), headers={"content-type": "application/json"}
+    )
+    assert (too_large.status_code, too_large.headers["connection"]) == (413, "close")
+    # answered without reading it: uvicorn would read the rest, whatever its size
+    not_allowed = client.post("/healthz", content=b"{}")
+    assert (not_allowed.status_code, not_allowed.headers["connection"]) == (405, "close")
+    assert "connection" not in client.get("/healthz").headers
 
 
 def test_foreign_host_is_refused(client):

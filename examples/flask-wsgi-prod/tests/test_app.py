@@ -1,6 +1,8 @@
 """The application's own routes, in process (the items' are in test_items.py, the database's
 wiring in test_db.py). The fixtures, and the database each test gets, are in conftest.py."""
 
+import re
+
 import pytest
 
 from example import create_app
@@ -69,6 +71,18 @@ def test_security_headers_and_hsts_only_over_https(client):
     assert "Strict-Transport-Security" not in response.headers
     secure = client.get("/api/hello", base_url="https://localhost")
     assert secure.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+
+
+def test_the_content_security_policy_is_sent_and_the_page_keeps_to_it(client):
+    response = client.get("/", headers={"host": "localhost"})
+    policy = dict(
+        directive.strip().split(" ", 1)
+        for directive in response.headers["Content-Security-Policy"].split(";")
+    )
+    assert policy["default-src"] == policy["script-src"] == policy["style-src"] == "'self'"
+    assert (policy["connect-src"], policy["frame-ancestors"]) == ("'self'", "'none'")
+    # nothing inline for it to block: the page's scripts and styles are files of this site
+    assert not re.search(r"<script(?![^>]*\bsrc=)|<style|\sstyle=|\son\w+=", response.text)
 
 
 def test_foreign_host_is_refused(client):
