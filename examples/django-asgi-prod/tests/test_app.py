@@ -135,7 +135,10 @@ def test_events_stream():
 def test_a_body_over_the_limit_is_refused_before_it_is_read():
     from channels.testing import HttpCommunicator
 
-    from example.asgi import MAX_BODY_SIZE, application
+    from example.asgi import (
+        MAX_BODY_SIZE,
+        application,
+    )
 
     async def post(body, headers):
         communicator = HttpCommunicator(

@@ -4,7 +4,11 @@ import re
 
 from fastapi.testclient import TestClient
 
-from example.main import DOCS, MAX_BODY_SIZE, app
+from example.main import (
+    DOCS,
+    MAX_BODY_SIZE,
+    app,
+)
 
 
 def test_index_is_html_linking_the_stylesheet(client):
