@@ -5,10 +5,11 @@ import json
 from pathlib import Path
 
 from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
 from . import db
-from .items import newest
+from .items import Invalid, check_item, newest
+from .models import Item
 
 PROJECT = "example"
 # Browsers ask for /favicon.ico on their first visit: the icon, not a 404 in the log.
@@ -16,8 +17,20 @@ FAVICON = (Path(__file__).parent / "static" / "favicon.svg").read_bytes()
 
 
 async def index(request):
-    latest = await db.run(newest, 10)  # fetched here: the template must not query on the loop
-    return render(request, "index.html", {"project": PROJECT, "protocol": "ASGI", "items": latest})
+    """The page; its form (POST, with Django's CSRF token) adds an item and comes back here."""
+    context = {"project": PROJECT, "protocol": "ASGI", "asgi": True}
+    status = 200
+    if request.method == "POST":
+        name = request.POST.get("name", "")
+        try:
+            await db.run(Item.objects.create, **check_item({"name": name}))
+            return redirect("index")
+        except Invalid as invalid:
+            context.update(name=name, error=invalid.message)
+            status = invalid.status
+    # fetched here: the template must not query on the loop
+    context["items"] = await db.run(newest, 10)
+    return render(request, "index.html", context, status=status)
 
 
 async def favicon(request):

@@ -39,6 +39,11 @@ def parse_item(body: bytes) -> dict:
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise Invalid("body", "the body is not JSON in UTF-8", status=400) from None
+    return check_item(data)
+
+
+def check_item(data: object) -> dict:
+    """The fields of a new item from decoded JSON or a form, or Invalid."""
     if not isinstance(data, dict):
         raise Invalid("body", "expected a JSON object with name and note")
     for field in data:

@@ -31,6 +31,18 @@ def test_stylesheet_is_served():
     assert response["content-type"].startswith("text/css")
 
 
+def test_the_page_script_is_served_and_the_page_names_its_routes():
+    page = get("/").content.decode()
+    script = re.search(r'<script src="([^"]+/app[.\w]*\.js)" defer></script>', page).group(1)
+    assert "<script>" not in page and " on" + "submit=" not in page  # nothing inline
+    response = get(script)
+    assert response.status_code == 200
+    assert "javascript" in response["content-type"]
+    for route in ("/api/hello", "/api/items", "/healthz", "/readyz", "/api/events", "/ws/echo"):
+        assert f">{route}<" in page, route
+    assert ('data-ws="/ws/echo"' in page) is True
+
+
 def test_favicon_is_an_icon():
     response = get("/favicon.ico")
     assert response.status_code == 200

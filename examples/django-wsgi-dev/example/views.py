@@ -3,10 +3,11 @@
 from pathlib import Path
 
 from django.http import HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
 from . import db
-from .items import newest
+from .items import Invalid, check_item, newest
+from .models import Item
 
 PROJECT = "example"
 # Browsers ask for /favicon.ico on their first visit: the icon, not a 404 in the log.
@@ -14,9 +15,19 @@ FAVICON = (Path(__file__).parent / "static" / "favicon.svg").read_bytes()
 
 
 def index(request):
-    return render(
-        request, "index.html", {"project": PROJECT, "protocol": "WSGI", "items": newest(10)}
-    )
+    """The page; its form (POST, with Django's CSRF token) adds an item and comes back here."""
+    context = {"project": PROJECT, "protocol": "WSGI", "asgi": False}
+    status = 200
+    if request.method == "POST":
+        name = request.POST.get("name", "")
+        try:
+            Item.objects.create(**check_item({"name": name}))
+            return redirect("index")
+        except Invalid as invalid:
+            context.update(name=name, error=invalid.message)
+            status = invalid.status
+    context["items"] = newest(10)
+    return render(request, "index.html", context, status=status)
 
 
 def favicon(request):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -159,6 +160,38 @@ def test_the_page_lists_the_ten_newest_items_escaped(client):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<script>alert" not in page
     assert "item 10" in page and "item 2" in page and "item 1<" not in page
+
+
+def form_post(client, fields, token=True):
+    """The page's form as a browser sends it: over HTTPS, from the page's origin, with the CSRF
+    token the page carries (unless `token` is false)."""
+    if token:
+        page = call(client, "get", "/").content.decode()
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        fields = {**fields, "csrfmiddlewaretoken": token}
+    return client.post("/", fields, secure=True, headers={"origin": "https://testserver"})
+
+
+def test_the_page_form_adds_an_item():
+    client = Client(enforce_csrf_checks=True)
+    response = form_post(client, {"name": "<i>from the form</i>"})
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert names(client) == ["<i>from the form</i>"]
+    assert "<li>&lt;i&gt;from the form&lt;/i&gt;</li>" in call(client, "get", "/").content.decode()
+
+
+def test_the_page_form_needs_its_csrf_token():
+    client = Client(enforce_csrf_checks=True)
+    assert form_post(client, {"name": "forged"}, token=False).status_code == 403
+    assert names(client) == []
+
+
+def test_the_page_form_refuses_a_bad_name_saying_why():
+    client = Client(enforce_csrf_checks=True)
+    response = form_post(client, {"name": "x" * 101})
+    assert response.status_code == 422
+    assert "name must be 1 to 100 characters" in response.content.decode()
+    assert names(client) == []
 
 
 def test_readyz_checks_the_database(client):

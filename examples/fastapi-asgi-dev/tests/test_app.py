@@ -24,6 +24,16 @@ def test_stylesheet_is_served(client):
     assert response.headers["content-type"].startswith("text/css")
 
 
+def test_the_page_script_is_served_and_drives_the_form_and_live_parts(client):
+    page = client.get("/").text
+    assert '<script src="/static/app.js" defer></script>' in page
+    assert 'data-api="/api/items"' in page and 'data-ws="/ws/echo"' in page
+    assert "<script>" not in page and " on" + "submit=" not in page  # nothing inline
+    response = client.get("/static/app.js")
+    assert response.status_code == 200
+    assert "javascript" in response.headers["content-type"]
+
+
 def test_index_answers_head_without_a_body(client):
     response = client.head("/")
     assert response.status_code == 200

@@ -67,6 +67,18 @@ def test_bodies_that_are_not_an_item_object_are_a_4xx(client, content):
     assert client.get("/api/items").json()["items"] == []
 
 
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
+)
+def test_what_a_form_on_another_site_can_send_adds_nothing(client, content_type):
+    """A cross-site form sends no JSON content type: the page's form needs no CSRF token."""
+    response = client.post(
+        "/api/items", content=b'{"name": "forged"}', headers={"content-type": content_type}
+    )
+    assert 400 <= response.status_code < 500
+    assert client.get("/api/items").json()["items"] == []
+
+
 def test_sql_metacharacters_are_stored_verbatim(client):
     name = "Robert'); DROP TABLE items;--"
     item = create(client, name=name)

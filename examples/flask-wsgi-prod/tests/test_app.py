@@ -21,6 +21,16 @@ def test_stylesheet_is_served(client):
     assert response.mimetype == "text/css"
 
 
+def test_the_page_script_is_served_and_drives_the_form(client):
+    page = client.get("/", headers={"host": "localhost"}).get_data(as_text=True)
+    assert '<script src="/static/app.js" defer></script>' in page
+    assert 'data-api="/api/items"' in page
+    assert "<script>" not in page and " on" + "submit=" not in page  # nothing inline
+    response = client.get("/static/app.js", headers={"host": "localhost"})
+    assert response.status_code == 200
+    assert "javascript" in response.mimetype
+
+
 def test_favicon_is_an_icon(client):
     response = client.get("/favicon.ico", headers={"host": "localhost"})
     assert response.status_code == 200
