@@ -121,7 +121,9 @@ def write(name: str, answers: Answers, context: Context, upgrade: bool) -> None:
         project = generate(answers, Path(tmp) / "project")  # holds the current lock, if any
         for command in context.lock_commands:
             argv = [*shlex.split(command), *(["--upgrade"] if upgrade else []), "--quiet"]
-            subprocess.run(argv, cwd=project, check=True)
+            if subprocess.run(argv, cwd=project, check=False).returncode != 0:
+                raise SystemExit(f"{name}: `{command}` failed (uv said why above); "
+                                 "nothing of this lock was written")
         dest = LOCKS / name
         dest.mkdir(parents=True, exist_ok=True)
         for file in (LOCK, TEST_LOCK):
@@ -135,10 +137,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="the latest versions allowed, not the pins the locks hold")
     parser.add_argument("lock", nargs="*", help="only these locks (default: all)")
     args = parser.parse_args(argv)
-    found = subprocess.run(["uv", "--version"], capture_output=True, text=True, check=False)
-    if found.stdout.split()[1:2] != [UV_VERSION]:
+    uv = shutil.which("uv")
+    found = subprocess.run([uv, "--version"], capture_output=True, text=True,
+                           check=False).stdout.strip() if uv else ""
+    if found.split()[1:2] != [UV_VERSION]:
         parser.exit(2, f"the locks are made with uv {UV_VERSION} (stacks.UV_VERSION, which the "
-                       f"projects' CI runs), found {found.stdout.strip() or 'none'}: "
+                       f"projects' CI runs), found {found or 'none'}: "
                        f"pip install uv=={UV_VERSION}, or change UV_VERSION\n")
     wanted = projects()
     LOCKS.mkdir(parents=True, exist_ok=True)
