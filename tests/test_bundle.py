@@ -91,6 +91,24 @@ def test_the_same_versions_give_the_same_commits(tmp_path):
     assert run(["git", "bundle", "list-heads", "2.bundle"], cwd=tmp_path).stdout == heads
 
 
+def test_the_same_versions_give_the_same_bytes_however_the_checkout_is_packed(tmp_path):
+    """A wheel built from the sdist must carry the release's bundle byte for byte: deltas
+    reused from the checkout's packs (which `git gc` rewrites) made them differ."""
+    root = checkout(tmp_path / "repo")
+    lines = [f"line {i}: {'x' * (i % 70)}" for i in range(300)]  # similar files: deltas
+    for version in range(3):
+        for n in range(400):  # enough objects for pack-objects to share them among threads
+            lines[n % 300] = f"file {n} changed in v0.1.{version}"
+            (root / "templates" / "app" / f"f{n}.txt").write_text("\n".join(lines))
+        run([*GIT, "add", "-A"], cwd=root, check=True)
+        run([*GIT, "commit", "-qm", f"v0.1.{version}"], cwd=root, check=True)
+        run([*GIT, "tag", f"v0.1.{version}"], cwd=root, check=True)
+    bundle.build(root, tmp_path / "loose.bundle")
+    run(["git", "gc", "-q", "--aggressive", "--prune=now"], cwd=root, check=True)
+    bundle.build(root, tmp_path / "packed.bundle")
+    assert (tmp_path / "loose.bundle").read_bytes() == (tmp_path / "packed.bundle").read_bytes()
+
+
 def test_a_tagged_version_whose_template_changed_is_refused(tmp_path):
     root = checkout(tmp_path / "repo", version="0.1.0")
     run([*GIT, "tag", "v0.1.0"], cwd=root, check=True)

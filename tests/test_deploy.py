@@ -639,7 +639,10 @@ def test_django_asgi_ships_the_redis_extra(projects):
     for cid in ("django-asgi-prod", "django-asgi-dev"):
         pyproject = tomllib.loads((projects[cid] / "pyproject.toml").read_text())
         assert pyproject["project"]["optional-dependencies"]["redis"] == ["channels-redis>=4.2"]
-    assert 'RUN pip install ".[redis]"' in (projects["django-asgi-prod"] / "Dockerfile").read_text()
+    # the image installs the lock, which holds the extra
+    assert "RUN pip install --require-hashes -r requirements.txt" in (
+        projects["django-asgi-prod"] / "Dockerfile").read_text()
+    assert "\nchannels-redis==" in (projects["django-asgi-prod"] / "requirements.txt").read_text()
     readme = (projects["django-asgi-prod"] / "README.md").read_text()
     assert "REDIS_URL" in readme and "channels_redis" in readme
     assert "REDIS_URL=" in (projects["django-asgi-prod"] / ".env.example").read_text()

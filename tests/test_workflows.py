@@ -138,3 +138,59 @@ def test_readme_command_1_leaves_the_checkout_clean(tmp_path):
     assert made.returncode == 0, made.stderr
     assert (clone / shlex.split(create)[2] / ".copier-answers.yml").is_file()
     assert run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=clone).stdout == ""
+
+
+# The workflow of every generated project (templates/_shared/ci.yml.jinja) ------------------
+
+PROJECT_WORKFLOWS = sorted(REPO.glob("examples/*/.github/workflows/ci.yml"))
+
+
+def test_actionlint_reports_nothing_on_every_generated_workflow():
+    assert [p.parts[-4] for p in PROJECT_WORKFLOWS] == sorted(c.id for c in COMBINATIONS)
+    result = lint(*PROJECT_WORKFLOWS)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", ""), (
+        f"actionlint exit {result.returncode}:\n{result.stdout}{result.stderr}")
+
+
+def runs(job: dict) -> list[str]:
+    return [step["run"] for step in job["steps"] if "run" in step]
+
+
+@pytest.mark.parametrize("workflow", PROJECT_WORKFLOWS, ids=lambda p: p.parts[-4])
+def test_generated_workflow_checks_what_the_project_ships(workflow):
+    """ruff, its format check and mypy; the tests against SQLite, then against the PostgreSQL
+    service (TEST_DATABASE_URL: the conftest's database), all from the hashed test lock on the
+    image's Python; the lock current; hadolint and the image where there is a Dockerfile."""
+    from newstack.stacks import PYTHON_VERSION, TEST_LOCK
+
+    project = workflow.parents[2]
+    jobs = load(workflow)["jobs"]
+    install = f"pip install --require-hashes -r {TEST_LOCK}"
+    assert runs(jobs["lint"]) == [install, "ruff check .", "ruff format --check .", "mypy"]
+    test = jobs["test"]
+    assert runs(test) == [install, "python -m pytest", "python -m pytest"]
+    postgres = test["services"]["postgres"]
+    url = test["steps"][-1]["env"]["TEST_DATABASE_URL"]
+    env = postgres["env"]
+    assert url == (f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@localhost:"
+                   f"{postgres['ports'][0].split(':')[0]}/{env['POSTGRES_DB']}")
+    assert "env" not in test["steps"][-2]  # the first run: SQLite
+    for name, job in jobs.items():
+        setup = [s for s in job["steps"] if s.get("uses", "").startswith("actions/setup-python")]
+        assert [s["with"]["python-version"] for s in setup] in ([], [PYTHON_VERSION]), name
+    lock_runs = runs(jobs["lock"])
+    assert lock_runs[-1].startswith("git diff --exit-code")
+    assert (project / "Dockerfile").exists() == ("docker" in jobs)
+    if "docker" in jobs:
+        assert runs(jobs["docker"])[-2:] == ["hadolint Dockerfile", "docker build --tag ci-image ."]
+        assert f"FROM python:{PYTHON_VERSION}-slim" in (project / "Dockerfile").read_text()
+
+
+def test_a_generated_workflow_with_an_error_is_reported(tmp_path):
+    """The generated workflows' check can fail: a job needing one that does not exist."""
+    broken = tmp_path / ".github" / "workflows" / "ci.yml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text(PROJECT_WORKFLOWS[0].read_text().replace(
+        "    runs-on: ubuntu-latest\n", "    needs: nothing\n    runs-on: ubuntu-latest\n", 1))
+    result = lint(broken, cwd=tmp_path)
+    assert result.returncode == 1 and "nothing" in result.stdout, result.stdout + result.stderr

@@ -75,7 +75,10 @@ def build(root: Path, out: Path, version: str | None = None) -> list[str]:
         repo = Path(tmp, "repo.git")
         git("init", "-q", "--bare", str(repo), cwd=Path(tmp))
         if tags:
-            git("fetch", "-q", "--no-tags", str(root.resolve()),
+            # Unpacked: a pack's deltas, reused by `bundle create`, depend on how the checkout
+            # happens to be packed, and the bundle must be the same bytes from the same tags.
+            git("-c", "fetch.unpackLimit=1000000000", "fetch", "-q", "--no-tags",
+                str(root.resolve()),
                 *(f"refs/tags/{t}:refs/sources/{t}" for t in tags), cwd=repo)
         parent: list[str] = []
         trees: dict[str, str] = {}
@@ -99,7 +102,9 @@ def build(root: Path, out: Path, version: str | None = None) -> list[str]:
         for ref in git("for-each-ref", "--format=%(refname)", "refs/sources", cwd=repo).split():
             git("update-ref", "-d", ref, cwd=repo)
         staged = Path(tmp, NAME)
-        git("bundle", "create", "-q", str(staged), "--all", cwd=repo)
+        # One thread: the delta search of several threads packs the same objects differently
+        # from run to run, and a wheel built from the sdist must carry the same bundle.
+        git("-c", "pack.threads=1", "bundle", "create", "-q", str(staged), "--all", cwd=repo)
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(staged, out)
     return [*tags, *([] if top in trees else [top])]

@@ -20,12 +20,14 @@ from .stacks import (
     LABELS,
     PRE_COMMIT_HOOKS_VERSION,
     PROTOCOLS,
+    PYTHON_VERSION,
     RUFF_VERSION,
     SERVER_ROWS,
     SERVERS,
     STACKS,
     TARGET_ROWS,
     TARGETS,
+    UV_VERSION,
     WORKER_CLASSES,
     Server,
     Stack,
@@ -35,6 +37,7 @@ from .stacks import (
     default_protocol,
     fill_package,
     invalid_reason,
+    lock_commands,
     worker_class_reason,
 )
 
@@ -79,6 +82,12 @@ class Context:
     migrations: list[str] = field(default_factory=list)  # the files it needs
     worker_short: str = ""  # names the worker class's partials, templates/_shared/workers/NAME/
     untyped: list[str] = field(default_factory=list)  # Stack.untyped, WorkerClass.untyped
+    python_version: str = PYTHON_VERSION  # the image's and CI's Python
+    uv_version: str = UV_VERSION  # the uv that makes and checks the locks
+    # The locked dependencies: templates/_shared/locks/LOCK/ (one per set of requirements,
+    # written by `python -m newstack.locks`), and the commands that make them (stacks.LOCK).
+    lock: str = ""
+    lock_commands: list[str] = field(default_factory=list)
 
     def filled(self, package: str) -> Context:
         """With `{package}` filled in, as copier fills it in copier.yml's `stack`."""
@@ -120,6 +129,8 @@ def stack_context(stack: Stack, target: Target, server: Server | None = None,
         migrate=stack.migrate,
         migrations=list(stack.migrations),
         untyped=list(stack.untyped),
+        lock=f"{stack.key}-{target.name}",
+        lock_commands=list(lock_commands(tuple(name for name, _ in stack.extras))),
     )
     if target.debug_env_in_dev_command:
         context = replace(context, dev_command=" ".join(filter(None, (stack.debug_env,
@@ -135,6 +146,7 @@ def stack_context(stack: Stack, target: Target, server: Server | None = None,
             prod_argv=list(server.prod_argv(stack)),
             interface=server.interface(stack),
             cluster_workers=server.cluster_workers,
+            lock=f"{context.lock}-{server.name}",
         )
     if worker is not None:
         context = replace(
@@ -149,6 +161,8 @@ def stack_context(stack: Stack, target: Target, server: Server | None = None,
             cluster_workers=worker.cluster_workers,
             worker_short=worker.short,
             untyped=[*context.untyped, *worker.untyped],
+            # worker classes that add no package share their server's lock
+            lock=f"{context.lock}-{worker.short}" if worker.packages else context.lock,
         )
     return context
 

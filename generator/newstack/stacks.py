@@ -51,6 +51,29 @@ CHECKS = (f"ruff>={RUFF_VERSION},<0.{int(RUFF_VERSION.split('.')[1]) + 1}", "myp
 # test extra installs the same version to run those hooks over every generated project.
 PRE_COMMIT_HOOKS_VERSION = "6.0.0"
 
+# The Python of a prod project's image and of every project's CI: the same interpreter, so the
+# CI tests the versions the image installs (a lock forks where a package drops an older Python).
+PYTHON_VERSION = "3.12"
+# Locked dependencies, hashed, in the requirements format that both `pip install
+# --require-hashes -r` and uv install: the image installs LOCK (the dependencies and every
+# extra but `test`), CI and a reproducible set-up install TEST_LOCK (the same pins plus the test
+# extra). Universal (every platform and Python the project supports); made by uv from
+# pyproject.toml, the one source of truth, kept current by `python -m newstack.locks`.
+LOCK = "requirements.txt"
+TEST_LOCK = "requirements-test.txt"
+LOCK_OPTIONS = "--generate-hashes --universal --no-annotate"  # annotations name the project
+# The uv that makes the locks (`python -m newstack.locks` refuses another) and that the
+# project's CI runs to check them: another version may write the same pins differently.
+UV_VERSION = "0.13.9"
+
+
+def lock_commands(extras: tuple[str, ...]) -> tuple[str, str]:
+    """The commands that make LOCK and TEST_LOCK from pyproject.toml (in the project, with uv);
+    TEST_LOCK is constrained to LOCK's pins, so the tests run what the image runs."""
+    runtime = "".join(f" --extra {name}" for name in extras)
+    return (f"uv pip compile pyproject.toml{runtime} {LOCK_OPTIONS} -o {LOCK}",
+            f"uv pip compile pyproject.toml --all-extras -c {LOCK} {LOCK_OPTIONS} -o {TEST_LOCK}")
+
 
 def fill_package(text: str, package: str) -> str:
     """The one place `{package}` becomes the project's package name."""
