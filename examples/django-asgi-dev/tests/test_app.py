@@ -67,9 +67,7 @@ def test_collectstatic_needs_no_secret_key(tmp_path):
 def test_hello_is_json():
     response = get("/api/hello")
     assert response.status_code == 200
-    assert response.json() == {
-        "message": "Hello from example",
-    }
+    assert response.json() == {"message": "Hello from example"}
 
 
 def test_healthz():

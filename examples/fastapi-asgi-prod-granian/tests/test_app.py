@@ -50,9 +50,7 @@ def test_favicon_is_an_icon(client):
 def test_hello_is_json(client):
     response = client.get("/api/hello")
     assert response.status_code == 200
-    assert response.json() == {
-        "message": "Hello from example",
-    }
+    assert response.json() == {"message": "Hello from example"}
 
 
 def test_healthz(client):

@@ -37,9 +37,7 @@ def test_favicon_is_an_icon(client):
 def test_hello_is_json(client):
     response = client.get("/api/hello", headers={"host": "localhost"})
     assert response.status_code == 200
-    assert response.get_json() == {
-        "message": "Hello from example",
-    }
+    assert response.get_json() == {"message": "Hello from example"}
 
 
 def test_healthz(client):
