@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from newstack.smoke import readme_commands
+from newstack.smoke import Server, readme_commands
 
 NGINX_HINT = ("nginx is not installed: `apt-get install -y nginx-light` (Debian's nginx; .ci/run "
               "installs it)")
@@ -212,6 +212,16 @@ def prepare(project: Path, site: Site) -> str:
 
 def check_config(site: Site) -> subprocess.CompletedProcess:
     return subprocess.run(site.test_argv(), capture_output=True, check=False, text=True, timeout=30)
+
+
+def start(project: Path, site: Site, log: Path) -> Server:
+    """nginx on the project's deploy/nginx.conf for `site`, once `nginx -t` accepts it; the caller
+    stops it."""
+    site.root.mkdir(exist_ok=True)
+    prepare(project, site)
+    checked = check_config(site)
+    assert checked.returncode == 0, checked.stderr
+    return Server(site.argv(), site.root, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, log)
 
 
 LOG_LINE = re.compile(

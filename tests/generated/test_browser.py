@@ -39,7 +39,7 @@ from newstack.smoke import (
 from newstack.stacks import COMBINATIONS, SERVERS, Combination
 
 from ..conftest import answers_for
-from .proxy import Site, check_config, prepare
+from .proxy import Site, start
 from .test_replicas import BIN, distinct_ports, stop, workspace
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -108,12 +108,7 @@ def serve(combination: Combination, root: Path, exits: ExitStack) -> str:
 
     static = project / "staticfiles" if combination.framework == "django" else None
     site = Site(root / "nginx", [port], http_port, https_port, static)
-    site.root.mkdir()
-    prepare(project, site)
-    checked = check_config(site)
-    assert checked.returncode == 0, checked.stderr
-    nginx = Server(site.argv(), site.root, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-                   root / "nginx.log")
+    nginx = start(project, site, root / "nginx.log")
     exits.callback(stop, nginx)
     context = ssl.create_default_context(cafile=str(site.cert))
     deadline = time.monotonic() + WAIT

@@ -46,7 +46,7 @@ from newstack.stacks import COMBINATIONS, Combination
 
 from ..conftest import answers_for
 from .prod import exclusive
-from .proxy import Site, check_config, prepare, read_access_log
+from .proxy import Site, read_access_log, start
 
 PROD = [c for c in COMBINATIONS if c.target == "prod"]
 BIN = Path(sys.executable).parent
@@ -234,12 +234,7 @@ def test_a_killed_replica_costs_no_request_nginx_can_retry(combination, record_p
             http_port, https_port = distinct_ports(2)
         static = project / "staticfiles" if combination.framework == "django" else None
         site = Site(root / "nginx", replicas.ports, http_port, https_port, static)
-        site.root.mkdir()
-        prepare(project, site)
-        checked = check_config(site)
-        assert checked.returncode == 0, checked.stderr
-        nginx = Server(site.argv(), site.root, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-                       root / "nginx.log")
+        nginx = start(project, site, root / "nginx.log")
         exits.callback(stop, nginx)
 
         context = ssl.create_default_context(cafile=str(site.cert))

@@ -388,9 +388,7 @@ def test_nginx_holds_ten_thousand_idle_connections_and_keeps_answering(servers, 
     request.addfinalizer(lambda: shutil.rmtree(root, ignore_errors=True))
     root.chmod(0o755)  # nginx's workers drop to an unprivileged user
     site = proxy.Site(root, [running.port], smoke.free_port(), smoke.free_port())
-    proxy.prepare(running.project, site)
-    nginx = smoke.Server(site.argv(), root, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-                         root / "nginx.log")
+    nginx = proxy.start(running.project, site, root / "nginx.log")
     request.addfinalizer(nginx.kill)
     context = ssl.create_default_context(cafile=str(site.cert))
     request_line = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
