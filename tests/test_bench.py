@@ -93,6 +93,33 @@ def test_the_stored_runs_summaries_are_recomputed_from_their_results():
         assert stored["summary"]["to_fastapi_asgi"]["fastapi-asgi-prod-granian"] == 1.0
 
 
+def test_the_stored_workload_runs_figures_are_recomputed_from_their_results(capsys):
+    """BENCHMARKS.md's workload tables quote these runs: each slice's summary, the matrix."""
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from newstack import bench_report
+
+    paths = sorted((Path(__file__).parent.parent / "benchmarks").glob("workloads-*.json"))
+    assert len(paths) >= 2  # two runs: how far one run can be trusted
+    for path in paths:
+        stored = json.loads(path.read_text())
+        run = bench.Run([bench.Measurement(**r) for r in stored["results"]],
+                        stored["seconds_per_measurement"], stored["connections"],
+                        stored["cores"], stored["seed"], tuple(stored["load_average_at_start"]),
+                        stored["elapsed_seconds"])
+        assert stored["workloads"] == ["json", "db", "page", "write", "queries", "io"], path.name
+        for workload, level in run.slices():
+            summary = stored["summaries"][f"{workload} at {level}"]
+            assert run.part(workload, level).summary() == summary, (path.name, workload)
+        assert not [r for r in run.results if not r.ok], path.name
+        Console(width=200).print(bench_report.matrix_table(run))
+        fastapi = stored["summaries"]["db at 64"]["to_fastapi_asgi"]["fastapi-asgi-prod"]
+        assert fastapi == 1.0
+    assert "queries x 64" in capsys.readouterr().out
+
+
 def test_the_report_compares_servers_and_protocols_from_the_table(capsys):
     from newstack import bench_report
 
