@@ -290,8 +290,9 @@ IDLE = 5000
 
 @pytest.mark.parametrize("config", params(EVENT_LOOP))
 def test_thousands_of_idle_connections_do_not_stop_it_answering(servers, config, request):
-    # a server of its own: after 5,000 connections closed unanswered, gunicorn's asgi worker then
-    # waits its whole graceful_timeout at SIGTERM (measured), which the stop tests would see
+    # a server of its own, so the stop tests after it start from a fresh one (gunicorn's asgi
+    # worker used to wait out graceful_timeout at SIGTERM for a connection that had sent nothing;
+    # PKG/workers.py now closes those, test_prod.py's SIGTERM test holds two)
     project = servers.project(config)
     servers.stop_all()
     running = Running(config, "steady", project, servers.root / f"{config.id}-idle.log")
