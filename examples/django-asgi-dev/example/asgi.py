@@ -1,10 +1,17 @@
 """ASGI entry point: HTTP goes to Django, WebSockets to Channels consumers."""
 
+import asyncio
 import atexit
 import os
 
 import django
+from asgiref.sync import sync_to_async
+from django.core import signals
+from django.core.exceptions import RequestAborted
 from django.core.handlers import asgi
+from django.db import close_old_connections, reset_queries
+from django.db.backends.signals import connection_created
+from django.urls import set_script_prefix
 
 from . import db
 
@@ -53,6 +60,76 @@ class ASGIHandler(asgi.ASGIHandler):
             )
             await send({"type": "http.response.body", "body": b"Request body too large"})
 
+    async def handle(self, scope, receive, send):
+        """Django's (5.2), without its two hops per request to that shared thread: one to send
+        request_started (its receivers, reset_queries and close_old_connections, are synchronous)
+        and one to close the response, which sends request_finished (close_old_connections
+        again). They cost a quarter of the requests/s of a one-row read (BENCHMARKS.md).
+
+        Here those two receivers are disconnected (below). The response is closed on the event
+        loop unless another receiver of request_finished is connected (it then gets Django's
+        thread). The connection that only that shared thread keeps, opened by Django's async ORM
+        methods, a synchronous view or a session save, goes back to the pool at the end of the
+        request, as close_old_connections did: db.run's threads give theirs back after each call.
+        """
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(asgi.get_script_prefix(scope))
+        await signals.request_started.asend(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            body_file.close()
+            await self.send_response(error_response, send)
+            await self.close_response(error_response)
+            return
+
+        async def process_request(request, send):
+            response = await self.run_get_response(request)
+            try:
+                await self.send_response(response, send)
+            except asyncio.CancelledError:
+                pass  # the client disconnected while it was sent
+            return response
+
+        # The client's disconnect cancels the view, as in Django.
+        tasks = [
+            asyncio.create_task(self.listen_for_disconnect(receive)),
+            asyncio.create_task(process_request(request, send)),
+        ]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                try:
+                    task.result()
+                except RequestAborted:
+                    pass
+                except AssertionError:
+                    body_file.close()
+                    raise
+            else:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        try:
+            response = tasks[1].result()
+        except asyncio.CancelledError:
+            await signals.request_finished.asend(sender=self.__class__)
+            await db.release_shared_connection()
+        else:
+            await self.close_response(response)
+        body_file.close()
+
+    async def close_response(self, response):
+        if signals.request_finished.has_listeners(self.__class__):
+            await sync_to_async(response.close)()
+        else:
+            response.close()  # its files and the like: nothing to wait for
+        await db.release_shared_connection()
+
     async def read_body(self, receive):
         """Django's, stopped at MAX_BODY_SIZE for a body sent in chunks (no Content-Length)."""
         size = 0
@@ -71,6 +148,10 @@ class ASGIHandler(asgi.ASGIHandler):
 # Set Django up before anything imports models or consumers.
 django.setup(set_prefix=False)
 django_application = ASGIHandler()
+signals.request_started.disconnect(reset_queries)  # see ASGIHandler.handle
+signals.request_started.disconnect(close_old_connections)
+signals.request_finished.disconnect(close_old_connections)
+connection_created.connect(db.note_connection)
 
 # This worker's database pool opens at its first query and closes when the process exits.
 db.log_start()

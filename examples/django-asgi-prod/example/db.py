@@ -16,11 +16,12 @@ import functools
 import logging
 import os
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from asgiref.sync import sync_to_async
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.http import JsonResponse
 from django.utils.deprecation import MiddlewareMixin
 
@@ -198,3 +199,22 @@ async def run(work, *args, **kwargs):
             connection.close()  # this thread's connection, back to the pool (CONN_MAX_AGE is 0)
 
     return await sync_to_async(call, thread_sensitive=False, executor=threads())()
+
+
+# Set when a connection is opened on a thread other than db.run's: the one thread that Django's
+# async ORM methods, synchronous views and sync_to_async share (asgi.py's handler).
+shared_thread_connected = threading.Event()
+
+
+def note_connection(sender, connection, **kwargs) -> None:
+    """connection_created's receiver (connected in asgi.py)."""
+    if not threading.current_thread().name.startswith("db_"):
+        shared_thread_connected.set()
+
+
+async def release_shared_connection() -> None:
+    """At the end of a request: the shared thread's connection, if it opened one, back to the
+    pool (nothing to do, no hop, when it opened none)."""
+    if shared_thread_connected.is_set():
+        shared_thread_connected.clear()
+        await sync_to_async(close_old_connections)()

@@ -170,6 +170,38 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read():
         assert (b"connection", b"close") in response["headers"]
 
 
+def test_a_synchronous_view_s_connection_goes_back_to_the_pool_when_its_request_ends():
+    """The admin's views are synchronous: they run on the one thread that sync_to_async shares
+    (Django's async ORM methods too), and its connection is given back after each request
+    (asgi.py's handler)."""
+    from asgiref.sync import sync_to_async
+    from channels.testing import ApplicationCommunicator
+    from django.db import connection
+
+    from example.asgi import django_application
+
+    async def admin_with_a_session():
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/admin/",
+            "scheme": "https",
+            "query_string": b"",
+            # the admin looks the session up in the database
+            "headers": [(b"host", b"testserver"), (b"cookie", b"sessionid=" + b"a" * 32)],
+        }
+        communicator = ApplicationCommunicator(django_application, scope)
+        await communicator.send_input({"type": "http.request", "body": b""})
+        start = await communicator.receive_output(5)
+        await communicator.receive_output(5)
+        await communicator.wait(5)
+        return start["status"], await sync_to_async(lambda: connection.connection)()
+
+    status, left_open = asyncio.run(admin_with_a_session())
+    assert status == 302  # to the login page
+    assert left_open is None
+
+
 def test_websocket_echo():
     from example.asgi import application
 
