@@ -178,7 +178,9 @@ def test_a_synchronous_view_s_connection_goes_back_to_the_pool_when_its_request_
     from channels.testing import ApplicationCommunicator
     from django.db import connection
 
-    from example.asgi import django_application
+    from example.asgi import (
+        django_application,
+    )
 
     async def admin_with_a_session():
         scope = {
