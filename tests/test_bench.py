@@ -8,6 +8,7 @@ import random
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -68,16 +69,21 @@ def test_dev_combinations_are_refused():
     assert result.returncode == 2 and "prod combinations only" in result.stderr
 
 
-def _stored_runs():
-    from pathlib import Path
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 
-    for path in sorted((Path(__file__).parent.parent / "benchmarks").glob("bench-*.json")):
+
+def _run_of(stored):
+    """A stored run (`newstack bench --json`) as the Run it was written from."""
+    return bench.Run([bench.Measurement(**r) for r in stored["results"]],
+                     stored["seconds_per_measurement"], stored["connections"], stored["cores"],
+                     stored["seed"], tuple(stored["load_average_at_start"]),
+                     stored["elapsed_seconds"])
+
+
+def _stored_runs():
+    for path in sorted(BENCHMARKS.glob("bench-*.json")):
         stored = json.loads(path.read_text())
-        run = bench.Run([bench.Measurement(**r) for r in stored["results"]],
-                        stored["seconds_per_measurement"], stored["connections"], stored["cores"],
-                        stored["seed"], tuple(stored["load_average_at_start"]),
-                        stored["elapsed_seconds"])
-        yield path.name, stored, run
+        yield path.name, stored, _run_of(stored)
 
 
 def test_the_stored_runs_summaries_are_recomputed_from_their_results():
@@ -95,20 +101,15 @@ def test_the_stored_runs_summaries_are_recomputed_from_their_results():
 
 def test_the_stored_workload_runs_figures_are_recomputed_from_their_results(capsys):
     """BENCHMARKS.md's workload tables quote these runs: each slice's summary, the matrix."""
-    from pathlib import Path
-
     from rich.console import Console
 
     from newstack import bench_report
 
-    paths = sorted((Path(__file__).parent.parent / "benchmarks").glob("workloads-*.json"))
+    paths = sorted(BENCHMARKS.glob("workloads-*.json"))
     assert len(paths) >= 2  # two runs: how far one run can be trusted
     for path in paths:
         stored = json.loads(path.read_text())
-        run = bench.Run([bench.Measurement(**r) for r in stored["results"]],
-                        stored["seconds_per_measurement"], stored["connections"],
-                        stored["cores"], stored["seed"], tuple(stored["load_average_at_start"]),
-                        stored["elapsed_seconds"])
+        run = _run_of(stored)
         assert stored["workloads"] == ["json", "db", "page", "write", "queries", "io"], path.name
         for workload, level in run.slices():
             summary = stored["summaries"][f"{workload} at {level}"]
@@ -118,6 +119,95 @@ def test_the_stored_workload_runs_figures_are_recomputed_from_their_results(caps
         fastapi = stored["summaries"]["db at 64"]["to_fastapi_asgi"]["fastapi-asgi-prod"]
         assert fastapi == 1.0
     assert "queries x 64" in capsys.readouterr().out
+
+
+def _unreadable_texts(fig):
+    """The figure's visible texts (titles, tick labels, bar labels, legend) that, once drawn,
+    overlap one another, in pairs, or stick out of the figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    FigureCanvasAgg(fig).draw()
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    boxes = [(t.get_text(), t.get_window_extent()) for t in texts]
+    return [(a, b) for i, (a, box) in enumerate(boxes) for b, other in boxes[i + 1:]
+            if box.overlaps(other)] + [
+        a for a, box in boxes if not (fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1)]
+
+
+def test_the_plot_of_a_workload_run_is_the_seed_s_matrix_one_panel_per_workload(tmp_path):
+    """190 measurements of six workloads: one bar each was unreadable, and the y label said
+    /api/hello whatever the workload."""
+    from newstack import bench_report
+
+    stored = json.loads((BENCHMARKS / "workloads-2026-11-30a.json").read_text())
+    run = _run_of(stored)
+    fig = bench_report.figure(run)
+    panels = [ax for ax in fig.axes if not ax.images]
+    assert [ax.get_title().split()[0] for ax in panels] == stored["workloads"]
+    # three panels a row, one axis: named on the first of each row
+    assert [ax.get_ylabel() for ax in panels] == ["ratio to FastAPI, same server", "", ""] * 2
+    for ax, workload in zip(panels, stored["workloads"], strict=True):
+        assert f"{workload} on postgresql" in ax.get_title() or workload == "json"
+        part = run.part(workload, 64)
+        # a bar per default: its ratio to FastAPI on its server, its requests/s over it
+        assert sorted(round(bar.get_height(), 2) for bar in ax.patches) == sorted(
+            part.to_reference().values())
+        assert len(ax.patches) == 8
+        flask = part.default("flask-wsgi-prod")
+        assert f"{flask.requests_per_s:,.0f}" in {t.get_text() for t in ax.texts}
+        # the seed's claimed ratios (Flask 5,000, Django WSGI 3,000, Django ASGI 15,000 to
+        # FastAPI's 20,000) across their stacks' bars
+        claims = {round(segment[0][1], 2) for lines in ax.collections
+                  for segment in lines.get_segments()}
+        assert claims == {0.25, 0.15, 0.75}
+    assert not [ax for ax in fig.axes if "/api/hello" in ax.get_ylabel()]
+    heatmaps = [ax for ax in fig.axes if ax.get_title().startswith("defaults: ")]
+    assert [ax.get_title().split()[1] for ax in heatmaps] == ["p99", "MB"]
+    for ax in heatmaps:
+        assert [t.get_text() for t in ax.get_yticklabels()] == stored["workloads"]
+        assert len(ax.get_xticklabels()) == 8
+    assert len(fig.axes) == len(stored["workloads"]) + 2  # no panel of every measurement
+    assert "at 64 connections" in fig.get_suptitle()
+    assert _unreadable_texts(fig) == []
+    png = tmp_path / "plot.png"
+    bench_report.plot(run, png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_plot_of_a_json_run_keeps_every_measurement_and_names_its_route():
+    from newstack import bench_report
+
+    *_, (_, stored, run) = _stored_runs()
+    fig = bench_report.figure(run)
+    every, matrix, *heatmaps = fig.axes
+    assert len(every.patches) == len(stored["results"])
+    assert every.get_ylabel() == "requests/s (GET /api/hello)"
+    assert matrix.get_title().startswith("json (") and len(matrix.patches) == 8
+    assert matrix.get_ylabel() == "ratio to FastAPI, same server"
+    assert [ax.get_yticklabels()[0].get_text() for ax in heatmaps] == ["json", "json"]
+    # one stack without FastAPI (`newstack bench flask-wsgi-prod`): its requests/s, no claim
+    flask = bench.Run([r for r in run.results if r.combination == "flask-wsgi-prod"], 3, 64, 2,
+                      0, (0.0, 0.0, 0.0))
+    _, matrix, *_ = bench_report.figure(flask).axes
+    assert matrix.get_ylabel() == "requests/s" and not matrix.collections
+    assert [round(bar.get_height()) for bar in matrix.patches] == [
+        round(flask.default("flask-wsgi-prod").requests_per_s)]
+
+
+def test_the_plot_shows_the_64_connection_level_else_the_first():
+    from newstack import bench_report
+
+    def run(*levels):
+        return bench.Run([bench.Measurement("flask-wsgi-prod", bench.DEFAULT.name, "gunicorn",
+                                            requests_per_s=100.0, connections=n) for n in levels],
+                         3, levels[0], 2, 0, (0.0, 0.0, 0.0))
+
+    assert bench_report.level_shown(run(16, 64, 256)) == 64
+    assert bench_report.level_shown(run(256, 16)) == 256
+    fig = bench_report.figure(run(16, 64, 256))
+    assert "at 64 connections (of 16, 64, 256)" in fig.get_suptitle()
+    assert "on gunicorn at" in fig.get_suptitle()  # the servers measured
 
 
 def test_the_report_compares_servers_and_protocols_from_the_table(capsys):

@@ -7,6 +7,7 @@ seed claim beside its measured default.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from rich.table import Table
 
 from .bench import (
     PROD,
+    PROD_ID,
     REFERENCE,
     WARM_UP,
     DefaultFigures,
@@ -23,11 +25,11 @@ from .bench import (
     protocol_pairs,
 )
 from .errors import NewstackError
-from .stacks import LABELS, SERVERS, WORKLOADS, ServerName, server_row
+from .stacks import LABELS, SERVERS, STACKS, WORKLOADS, ServerName, server_row
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-    from matplotlib.gridspec import GridSpec
 
 # Each combination's colour in the chart: its place in the table.
 COMBINATION_ORDER = {cid: i for i, cid in enumerate(PROD)}
@@ -201,57 +203,125 @@ def matrix_table(run: Run) -> Table:
 
 
 def plot(run: Run, path: Path) -> None:
-    try:
-        import matplotlib
+    figure(run).savefig(path, dpi=110)
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+
+def level_shown(run: Run) -> int:
+    """The concurrency level the chart shows: 64 connections if the run measured it (the level
+    BENCHMARKS.md and the defaults are judged at), else the run's first."""
+    levels = run.levels() or [run.connections]
+    return 64 if 64 in levels else levels[0]
+
+
+def figure(run: Run) -> Figure:
+    """The chart: the seed's decision matrix, one panel per workload (each default's ratio to
+    the reference on the same server, the seed's claimed ratio marked), then the defaults' p99
+    and memory per worker, workload by workload. A run of one workload at one level also shows
+    every measurement, as taken."""
+    try:
+        from matplotlib.figure import Figure
     except ImportError as error:
         raise NewstackError("--plot needs matplotlib: pip install 'newstack[bench]'") from error
+    level, workloads = level_shown(run), run.workloads() or ["json"]
     shown = [r for r in run.results if r.ok]
-    fig = plt.figure(figsize=(max(10, len(shown) * 0.32), 10))
-    grid = fig.add_gridspec(2, 3, height_ratios=(3, 2))
-    _every_measurement(fig, grid, shown)
-    _default_panels(fig, grid, run, list(dict.fromkeys(r.stack for r in shown)))
-    labels = [server_row(s).label for s in SERVERS]
-    fig.suptitle(f"newstack bench: prod stacks on {_and(labels)}, {run.cores} cores, "
-                 "same machine, same run")
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    every = len(run.slices()) == 1
+    columns = min(3, len(workloads))
+    rows = -(-len(workloads) // columns)
+    heights = [*([3.0] if every else []), *[2.6] * rows, 0.9 + 0.35 * len(workloads)]
+    fig = Figure(figsize=(max(15, len(shown) * 0.32) if every else 15,
+                          sum(heights) + 1.4 + (2.5 if every else 0)), layout="constrained")
+    grid = fig.add_gridspec(len(heights), 2 * columns, height_ratios=heights)
+    if every:
+        _every_measurement(fig.add_subplot(grid[0, :]), shown, workloads[0])
+    # ratios when every default has the reference's beside it, else requests/s (a run of
+    # other stacks only)
+    ratios = all(c in part.to_reference() for part in (run.part(w, level) for w in workloads)
+                 for c in part.combinations() if part.default(c))
+    first = None
+    for i, workload in enumerate(workloads):
+        row, column = every + i // columns, i % columns
+        panel = fig.add_subplot(grid[row, 2 * column:2 * column + 2],
+                                sharey=first if ratios else None)
+        _matrix_panel(panel, run.part(workload, level), ratios, legend=i == 0)
+        if ratios and column:  # the shared axis is named once per row
+            panel.set_ylabel("")
+        first = first or panel
+    combinations = [c for c in PROD if c in run.combinations()]
+    memory = "MB per worker, " + " or ".join(sorted({r.memory_kind for r in shown}))
+    for side, (name, title) in enumerate((("p99_ms", "p99 ms"), ("memory_per_worker_mb", memory))):
+        _defaults_heatmap(fig.add_subplot(grid[-1, side * columns:(side + 1) * columns]), run,
+                          level, workloads, combinations, name, title)
+    levels = run.levels()
+    at = f"{level} connections" + (f" (of {', '.join(map(str, levels))})" if len(levels) > 1
+                                   else "")
+    which = "per workload" if len(workloads) > 1 else f"on {workloads[0]}"
+    servers = [server_row(s).label for s in SERVERS
+               if any(PROD[c].server == s for c in run.combinations())] or ["no server"]
+    fig.suptitle(f"newstack bench: the seed's decision matrix {which}, generated defaults of "
+                 f"the prod stacks on {_and(servers)} at {at}\n"
+                 f"wrk {run.seconds:g} s per measurement, {run.cores} cores shared with the load "
+                 "generator, same machine, same run; over each bar its requests/s", fontsize=11)
+    return fig
 
 
-def _every_measurement(fig: Figure, grid: GridSpec, shown: list[Measurement]) -> None:
-    ax = fig.add_subplot(grid[0, :])
+def _every_measurement(ax: Axes, shown: list[Measurement], workload: str) -> None:
     ax.bar(range(len(shown)), [r.requests_per_s for r in shown],
            color=[f"C{COMBINATION_ORDER.get(r.combination, 0)}" for r in shown])
     ax.set_xticks(range(len(shown)), [f"{_label(r.combination)}: {r.variant}" for r in shown],
                   rotation=70, ha="right", fontsize=6)
-    ax.set_ylabel("requests/s (/api/hello)")
-    ax.set_title("every measurement, in the order taken within each stack (defaults first and last)")
+    what = next(w for w in WORKLOADS if w.name == workload)
+    ax.set_ylabel(f"requests/s ({what.method} {what.path})")
+    ax.set_title("every measurement, in the order taken within each stack (defaults first and "
+                 "last)")
 
 
-def _default_panels(fig: Figure, grid: GridSpec, run: Run, stacks: list[str]) -> None:
-    """The defaults side by side, one bar per server; under each stack, each other server's
-    ratio to the default server."""
-    ratios = {server: run.server_ratios(server) for server in SERVERS[1:]}
-    width = 0.8 / len(SERVERS)
-    versus = ", ".join(f"{server_row(s).label} / {server_row(SERVERS[0]).label}"
-                       for s in SERVERS[1:])
-    for i, (name, title) in enumerate((("requests_per_s", "requests/s"), ("p99_ms", "p99 ms"),
-                                       ("memory_per_worker_mb", "MB per worker (PSS)"))):
-        panel = fig.add_subplot(grid[1, i])
-        for j, server in enumerate(SERVERS):
-            values = [getattr(run.default_of(s, server) or Measurement("", ""), name)
-                      for s in stacks]
-            bars = panel.bar([k + (j - (len(SERVERS) - 1) / 2) * width
-                              for k in range(len(stacks))], values, width, label=server)
-            panel.bar_label(bars, fmt="%.0f", fontsize=6)
-        panel.set_xticks(range(len(stacks)),
-                         ["\n".join([s, *(f"{r[s][name]:.2f}" for r in ratios.values()
-                                          if name in r.get(s, {}))]) for s in stacks],
-                         fontsize=7)
-        panel.set_title(f"defaults: {title}", fontsize=9)
-        panel.set_xlabel(f"under each stack: {versus}", fontsize=7)
-        if i == 0:
-            panel.legend(fontsize=7)
+def _matrix_panel(ax: Axes, part: Run, ratios: bool, legend: bool) -> None:
+    """One workload: each default's ratio to the reference on its server (or its requests/s
+    when the run lacks the reference), its requests/s over its bar, and the seed's claimed
+    ratio across its stack's bars."""
+    stacks = [s.key for s in STACKS if s.key in part.stacks()]
+    servers = [s for s in SERVERS if any(PROD[c].server == s for c in part.combinations())]
+    to_reference, width = part.to_reference(), 0.8 / max(1, len(servers))
+    for j, server in enumerate(servers):
+        cids = [PROD_ID.get((s, server), "") for s in stacks]
+        defaults = [part.default(c) if c else None for c in cids]
+        offsets = [k + (j - (len(servers) - 1) / 2) * width for k in range(len(stacks))]
+        values = [(to_reference.get(c, 0.0) if ratios else d.requests_per_s) if d else 0.0
+                  for c, d in zip(cids, defaults, strict=True)]
+        bars = ax.bar(offsets, values, width, color=f"C{SERVERS.index(server)}",
+                      label=server_row(server).label)
+        ax.bar_label(bars, [f"{d.requests_per_s:,.0f}" if d else "" for d in defaults],
+                     fontsize=6, padding=2)
+    if ratios:
+        claims = {k: claim for k, s in enumerate(stacks)
+                  if s != REFERENCE.key and (claim := _claim(PROD_ID[s, SERVERS[0]])[1])}
+        for n, (k, claim) in enumerate(claims.items()):  # one legend entry ("_": none)
+            ax.hlines(float(claim), k - 0.45, k + 0.45, colors="black", linestyles="dashed",
+                      linewidth=1.2, label="_claim" if n else "seed's claimed ratio")
+        ax.axhline(1.0, color="grey", linewidth=0.6, zorder=0)
+        ax.set_ylabel(f"ratio to {LABELS[REFERENCE.framework]}, same server", fontsize=8)
+    else:
+        ax.set_ylabel("requests/s", fontsize=8)
+    ax.set_xticks(range(len(stacks)), stacks, fontsize=8)
+    ax.margins(y=0.15)
+    ax.set_title(textwrap.fill(_workload(part), 60), fontsize=9)
+    if legend:
+        ax.legend(fontsize=7, loc="upper right")
+
+
+def _defaults_heatmap(ax: Axes, run: Run, level: int, workloads: list[str],
+                      combinations: list[str], name: str, title: str) -> None:
+    """One figure of the defaults, a row per workload and a column per stack and server."""
+    cells = [[getattr(run.part(w, level).default(c) or Measurement("", ""), name)
+              for c in combinations] for w in workloads]
+    # shaded from the least to the most within each workload: p99 spans 10 ms to seconds
+    # across workloads
+    ax.imshow([[(v - min(row)) / ((max(row) - min(row)) or 1.0) for v in row] for row in cells],
+              cmap="Oranges", vmin=0, vmax=1.4, aspect="auto")
+    for i, row in enumerate(cells):
+        for j, value in enumerate(row):
+            ax.text(j, i, f"{value:.0f}" if value else "", ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(combinations)),
+                  [_label(c).replace(" / ", "\n") for c in combinations], fontsize=7)
+    ax.set_yticks(range(len(workloads)), workloads, fontsize=8)
+    ax.set_title(f"defaults: {title}; darker is more, within each workload", fontsize=9)
