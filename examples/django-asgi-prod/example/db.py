@@ -173,10 +173,13 @@ class DatabaseUnavailableMiddleware(MiddlewareMixin):
         return None
 
 
+THREAD_NAME = "db"  # db.run's threads are db_0, db_1, ...
+
+
 @functools.cache
 def threads() -> ThreadPoolExecutor:
     """This worker's database threads, made at its first query: never in the server's master."""
-    return ThreadPoolExecutor(max_workers=pool_size(), thread_name_prefix="db")
+    return ThreadPoolExecutor(max_workers=pool_size(), thread_name_prefix=THREAD_NAME)
 
 
 async def run(work, *args, **kwargs):
@@ -208,7 +211,7 @@ shared_thread_connected = threading.Event()
 
 def note_connection(sender, connection, **kwargs) -> None:
     """connection_created's receiver (connected in asgi.py)."""
-    if not threading.current_thread().name.startswith("db_"):
+    if not threading.current_thread().name.startswith(f"{THREAD_NAME}_"):
         shared_thread_connected.set()
 
 
