@@ -13,7 +13,7 @@ import pytest
 
 from newstack import render
 from newstack.postgres import Cluster
-from newstack.stacks import COMBINATIONS, Combination
+from newstack.stacks import COMBINATIONS, PYTHON_VERSION, Combination
 
 REPO = Path(__file__).resolve().parents[1]
 COMBINATION_IDS = [c.id for c in COMBINATIONS]
@@ -32,6 +32,23 @@ def newstack(*args, cwd=None, **kwargs):
 
 def answers_for(combination: Combination, name: str = "shop") -> render.Answers:
     return render.Answers.of(name, combination)
+
+
+def image_python() -> str:
+    """The image's Python: as uv finds it, or as pyenv installed it (pyenv's shim for a version
+    that is not selected fails, and uv stops at it)."""
+    from uv import find_uv_bin  # newstack's test extra has it
+
+    found = subprocess.run([find_uv_bin(), "python", "find", "--no-python-downloads",
+                            PYTHON_VERSION], capture_output=True, text=True, check=False)
+    if found.returncode == 0 and found.stdout.strip():
+        return found.stdout.strip()
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    for python in sorted(pyenv.glob(f"versions/{PYTHON_VERSION}.*/bin/python{PYTHON_VERSION}")):
+        return str(python)
+    pytest.fail(f"Python {PYTHON_VERSION}, the generated image's, is not installed: the locks "
+                f"fork on it (Django). Install it (e.g. `pyenv install {PYTHON_VERSION}`).",
+                pytrace=False)
 
 
 @pytest.fixture(scope="session")

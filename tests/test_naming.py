@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 
 import pytest
 
@@ -10,6 +11,7 @@ from newstack import naming, render
 from newstack.stacks import SERVER_ROWS, STACKS, WORKER_CLASSES
 
 from .bad_input import create, one_line, run_main, settle, snapshot
+from .conftest import REPO, image_python, run
 
 GOOD = {"shop": "shop", "my-app": "my_app", "My_App2": "my_app2", "a": "a", "match": "match"}
 BAD = {
@@ -213,3 +215,12 @@ def test_every_distribution_the_stacks_install_is_reserved():
         pytest.skip(f"the stacks are not installed here: {sorted(missing)}")
     assert sorted(distributions - naming.DISTRIBUTIONS) == []
     assert {"pip", "setuptools", "wheel"} <= naming.DISTRIBUTIONS
+
+
+def test_the_reserved_names_are_the_same_on_the_image_s_python():
+    """copier.yml's validator is written from them (`python -m newstack.sync`): whichever Python
+    runs newstack, the same names are refused (3.12 and 3.13 removed modules 3.11 has)."""
+    python = image_python()
+    code = "import json; from newstack import naming; print(json.dumps(sorted(naming.RESERVED)))"
+    there = run([python, "-c", code], env={"PYTHONPATH": str(REPO / "generator")}, check=True)
+    assert json.loads(there.stdout) == sorted(naming.RESERVED)

@@ -61,8 +61,18 @@ DISTRIBUTIONS = frozenset({
 # usercustomize at every start, pytest loads every conftest as a plugin, and the project has
 # directories of these names beside its package (alembic's migrations, deploy files).
 SPECIAL = ("conftest", "sitecustomize", "usercustomize", "deploy", "migrations")
+# The standard library of every Python a project may run on, not only the one running newstack
+# (the image's is stacks.PYTHON_VERSION): what 3.12 and 3.13 removed and 3.14 added. So the same
+# names are refused, and copier.yml is written the same, on each of them.
+OTHER_PYTHONS_STDLIB = {
+    "aifc", "annotationlib", "asynchat", "asyncore", "audioop", "cgi", "cgitb", "chunk",
+    "compression", "crypt", "distutils", "imghdr", "imp", "lib2to3", "mailcap", "msilib", "nis",
+    "nntplib", "ossaudiodev", "pipes", "smtpd", "sndhdr", "spwd", "sunau", "telnetlib", "uu",
+    "xdrlib",
+}
 RESERVED = frozenset(
     {name.lower() for name in sys.stdlib_module_names if not name.startswith("_")}
+    | OTHER_PYTHONS_STDLIB
     | INSTALLED
     | {"copier", "newstack", "test", "tests"}
 )

@@ -8,35 +8,26 @@ Slow (a minute or more per project: some sixty packages downloaded and installed
 projects: Django ASGI prod (the largest lock: an extra, Channels, the uvicorn worker, Django
 forking by Python version) and FastAPI ASGI prod on Granian (another framework, server and ORM).
 The other locks are made by the same commands and checked offline by tests/test_locks.py.
-The interpreter is the image's Python (stacks.PYTHON_VERSION) when uv finds one, else this one:
-the locks are universal, but which side of a fork is tested depends on it.
+The interpreter is the image's Python (stacks.PYTHON_VERSION): the locks are universal, but
+which side of a fork is tested depends on it (Django 6.1 on 3.12, 5.2 on newstack's own 3.11,
+which every other test runs). On it, the project's tests also pass on a real PostgreSQL, and its
+prod server starts and answers `newstack smoke`'s probes.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from newstack import render
-from newstack.stacks import LOCK, PYTHON_VERSION, TEST_LOCK, fill_package
+from newstack import render, smoke
+from newstack.stacks import LOCK, PYTHON_VERSION, TEST_LOCK, fill_package, find_combination
 
-from ..conftest import REPO, run
+from ..conftest import REPO, image_python, run
 
 LOCKED = ("django-asgi-prod", "fastapi-asgi-prod-granian")
-
-
-def image_python() -> str:
-    found = subprocess.run(["uv", "python", "find", "--no-python-downloads", PYTHON_VERSION],
-                           capture_output=True, text=True, check=False)
-    if found.returncode == 0 and found.stdout.strip():
-        return found.stdout.strip()
-    print(f"no Python {PYTHON_VERSION} found: testing the locks on {sys.version.split()[0]}")
-    return sys.executable
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -52,7 +43,8 @@ def freeze(python: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("cid", LOCKED)
-def test_the_locks_install_in_a_fresh_environment_and_the_tests_pass(tmp_path, cid):
+def test_the_locks_install_in_a_fresh_environment_and_the_tests_pass(tmp_path, postgres,
+                                                                       cid):
     project = tmp_path / cid
     shutil.copytree(REPO / "examples" / cid, project)
     resolved = render.read_answers(project).resolve()
@@ -81,6 +73,15 @@ def test_the_locks_install_in_a_fresh_environment_and_the_tests_pass(tmp_path, c
     pip("install", "--require-hashes", "-r", TEST_LOCK)  # CI's step
     pip("check")
     assert image <= freeze(python), "the test lock changed pins the image installs"
+    version = run([str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+    assert version.stdout.strip() == PYTHON_VERSION, version
     tests = run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project,
                 env=clean_env(), timeout=900)
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-3000:]
+    url = postgres.create_database(f"locks_{cid.replace('-', '_')}")
+    tests = run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project,
+                env=clean_env(TEST_DATABASE_URL=url), timeout=900)
+    assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-3000:]
+
+    served = smoke.smoke_server(project, find_combination(cid), "prod", python.parent, tmp_path)
+    assert served.passed, served.probes
