@@ -170,6 +170,27 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read():
         assert (b"connection", b"close") in response["headers"]
 
 
+def test_django_s_handler_is_one_asgi_py_s_copy_was_checked_against():
+    """asgi.py's ASGIHandler.handle is a copy of Django's with two changes: a Django release that
+    changes its own is compared with the copy before the copy runs on it."""
+    import hashlib
+    import inspect
+
+    import django
+    from django.core.handlers.asgi import ASGIHandler
+
+    from example.asgi import (
+        CHECKED_DJANGO_HANDLES,
+    )
+
+    source = inspect.getsource(ASGIHandler.handle)
+    digest = hashlib.sha256(source.encode()).hexdigest()
+    assert digest in CHECKED_DJANGO_HANDLES, (
+        f"Django {django.__version__} changed ASGIHandler.handle: compare it with asgi.py's "
+        f"copy, then add {digest} to CHECKED_DJANGO_HANDLES"
+    )
+
+
 def test_a_synchronous_view_s_connection_goes_back_to_the_pool_when_its_request_ends():
     """The admin's views are synchronous: they run on the one thread that sync_to_async shares
     (Django's async ORM methods too), and its connection is given back after each request
