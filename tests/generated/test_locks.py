@@ -4,9 +4,10 @@ requirements.txt` (the image), then the app and its server's settings load from 
 directory (not installed, as in the image); then `requirements-test.txt` on top (CI) changes no
 pin and the project's own tests pass.
 
-Slow (a minute or more per project: some sixty packages downloaded and installed), so two
+Slow (a minute or more per project: some sixty packages downloaded and installed), so three
 projects: Django ASGI prod (the largest lock: an extra, Channels, the uvicorn worker, Django
-forking by Python version) and FastAPI ASGI prod on Granian (another framework, server and ORM).
+forking by Python version), Django WSGI prod on Granian (Django's other stack and server, on
+that fork too) and FastAPI ASGI prod on Granian (another framework and ORM).
 The other locks are made by the same commands and checked offline by tests/test_locks.py.
 The interpreter is the image's Python (stacks.PYTHON_VERSION): the locks are universal, but
 which side of a fork is tested depends on it (Django 6.1 on 3.12, 5.2 on newstack's own 3.11,
@@ -27,7 +28,7 @@ from newstack.stacks import LOCK, PYTHON_VERSION, TEST_LOCK, fill_package, find_
 
 from ..conftest import REPO, image_python, run
 
-LOCKED = ("django-asgi-prod", "fastapi-asgi-prod-granian")
+LOCKED = ("django-asgi-prod", "django-wsgi-prod-granian", "fastapi-asgi-prod-granian")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
